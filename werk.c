@@ -18,6 +18,7 @@ typedef struct werk_command {
 
 static const werk_command COMMANDS[] = {
     {"convert", werk_cmd_convert, "convert checkpoints: HF dir / safetensors / llama2.c / GGUF -> GGUF or HF"},
+    {"inspect", werk_cmd_inspect, "show the metadata and tensors of a model file"},
 };
 static const int N_COMMANDS = (int)(sizeof(COMMANDS) / sizeof(COMMANDS[0]));
 

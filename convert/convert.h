@@ -264,5 +264,7 @@ werk_status werk_convert_open(const char *in, const char *vocab, werk_gguf **out
 
 /* werk convert IN OUT [--type T] [--to gguf|hf] [--vocab tok.bin] */
 int werk_cmd_convert(int argc, char **argv);
+/* werk inspect FILE [--json] [--hash] [--full]: metadata and tensor table of a model file */
+int werk_cmd_inspect(int argc, char **argv);
 
 #endif
