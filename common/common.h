@@ -138,16 +138,17 @@ void  werk_arena_free(werk_arena *a);
 
 // ---- atomic file writes -----------------------------------------------------------
 
-/* A file written as "<path>.tmp.<pid>" in the destination folder and renamed into place
- * by werk_afile_commit (after fsync of the file, then fsync of the folder). A crash,
- * SIGKILL or werk_afile_abort leaves no file at <path>; werk_signals_install removes
- * the temporary on SIGINT/SIGTERM. */
+/* A file written unnamed (O_TMPFILE) or as "<path>.tmp.<pid>" in the destination folder
+ * and renamed into place by werk_afile_commit (after fsync of the file, then fsync of the
+ * folder). A crash, SIGKILL or werk_afile_abort leaves no file at <path>; SIGINT/SIGTERM
+ * (werk_signals_install) remove a named temporary. */
 typedef struct werk_afile {
     FILE    *f;
     char    *path;
     char    *tmp_path;
     uint64_t written;
     int      slot; // index in the signal-cleanup table, -1 if none
+    bool     anon; // opened with O_TMPFILE: no name until commit
 } werk_afile;
 
 werk_status werk_afile_open(werk_afile *af, const char *path, werk_err *err);

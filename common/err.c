@@ -30,11 +30,26 @@ void werk_err_prefix(werk_err *err, const char *fmt, ...) {
     char    head[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(head, sizeof(head), fmt, ap);
+    int n_head = vsnprintf(head, sizeof(head), fmt, ap);
     va_end(ap);
-    char old[sizeof(err->msg)];
-    memcpy(old, err->msg, sizeof(old));
-    snprintf(err->msg, sizeof(err->msg), "%s: %s", head, old);
+    if (n_head < 0) {
+        return;
+    }
+    size_t k = strlen(head);
+    if (k + 2 >= sizeof(err->msg)) {
+        return;
+    }
+    // shift the old message right by k + 2 bytes (truncating its end), then write the head
+    size_t old_len = strlen(err->msg);
+    size_t room    = sizeof(err->msg) - 1 - (k + 2);
+    if (old_len > room) {
+        old_len = room;
+    }
+    memmove(err->msg + k + 2, err->msg, old_len);
+    err->msg[k + 2 + old_len] = 0;
+    memcpy(err->msg, head, k);
+    err->msg[k]     = ':';
+    err->msg[k + 1] = ' ';
 }
 
 const char *werk_status_str(werk_status code) {

@@ -2,9 +2,11 @@
  *
  * Atomic writes (DESIGN.md "Files werk writes"): data goes to "<path>.tmp.<pid>" in the
  * destination folder, is fsynced, renamed over <path>, and the folder is fsynced. Open
+ * The file is first opened unnamed (O_TMPFILE) where the file system allows, so a crash
+ * or SIGKILL leaves nothing at all; it gets its temporary name only at commit. Named
  * temporaries are registered in a small table so the SIGINT/SIGTERM handler can unlink
- * them (async-signal-safe: unlink and _exit only). SIGKILL leaves a *.tmp.<pid> file but
- * never a partial file at <path>.
+ * them (async-signal-safe: unlink and _exit only). Where O_TMPFILE is unsupported,
+ * SIGKILL can leave a *.tmp.<pid> file, but never a partial file at <path>.
  */
 #define _GNU_SOURCE
 #include "common/common.h"
@@ -204,27 +206,51 @@ static werk_status fsync_dir_of(const char *path, werk_err *err) {
     return WERK_OK;
 }
 
+/* Opens an unnamed file in the destination folder (O_TMPFILE): a SIGKILL then leaves
+ * nothing behind at all. Returns -1 where the file system does not support it. */
+static int open_anon_in_dir_of(const char *path) {
+#ifdef O_TMPFILE
+    char *copy = strdup(path);
+    if (!copy) {
+        return -1;
+    }
+    int fd = open(dirname(copy), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    free(copy);
+    return fd;
+#else
+    (void)path;
+    return -1;
+#endif
+}
+
 werk_status werk_afile_open(werk_afile *af, const char *path, werk_err *err) {
     memset(af, 0, sizeof(*af));
-    af->slot = -1;
-    size_t n = strlen(path) + 32;
-    af->path = strdup(path);
+    af->slot     = -1;
+    size_t n     = strlen(path) + 32;
+    af->path     = strdup(path);
     af->tmp_path = malloc(n);
     if (!af->path || !af->tmp_path) {
         free(af->path);
         free(af->tmp_path);
         memset(af, 0, sizeof(*af));
+        af->slot = -1;
         return WERK_FAIL(err, WERK_E_OOM, "%s: out of memory", path);
     }
     snprintf(af->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
-    af->slot = tmp_register(af->tmp_path);
-    int fd   = open(af->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open_anon_in_dir_of(path);
+    if (fd >= 0) {
+        af->anon = true;
+    } else {
+        af->slot = tmp_register(af->tmp_path);
+        fd       = open(af->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    }
     if (fd < 0) {
         int e = errno;
         tmp_unregister(af->slot);
         free(af->path);
         free(af->tmp_path);
         memset(af, 0, sizeof(*af));
+        af->slot = -1;
         return WERK_FAIL(err, WERK_E_IO, "%s: cannot create: %s", path, strerror(e));
     }
     af->f = fdopen(fd, "wb");
@@ -263,6 +289,16 @@ werk_status werk_afile_commit(werk_afile *af, werk_err *err) {
     if (fflush(af->f) != 0 || fsync(fileno(af->f)) != 0) {
         s = WERK_FAIL(err, WERK_E_IO, "%s: flush failed: %s", af->path, strerror(errno));
     }
+    if (s == WERK_OK && af->anon) {
+        // Give the unnamed file its temporary name, then rename it over the target.
+        char proc[64];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fileno(af->f));
+        af->slot = tmp_register(af->tmp_path);
+        unlink(af->tmp_path);
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, af->tmp_path, AT_SYMLINK_FOLLOW) != 0) {
+            s = WERK_FAIL(err, WERK_E_IO, "%s: cannot link temporary file: %s", af->path, strerror(errno));
+        }
+    }
     if (fclose(af->f) != 0 && s == WERK_OK) {
         s = WERK_FAIL(err, WERK_E_IO, "%s: close failed: %s", af->path, strerror(errno));
     }
@@ -290,7 +326,9 @@ void werk_afile_abort(werk_afile *af) {
     if (af->f) {
         fclose(af->f);
     }
-    unlink(af->tmp_path);
+    if (!af->anon) {
+        unlink(af->tmp_path);
+    }
     tmp_unregister(af->slot);
     free(af->path);
     free(af->tmp_path);

@@ -11,11 +11,15 @@
  * wt_run(cmd, &out)          runs a shell command, returns its exit status (-1 on a signal)
  *                            and (optionally) its stdout+stderr (malloc'd).
  * return wt_done();          prints "N checks, M failed" and returns the exit code.
+ *
+ * Include it first in a test file (it sets _GNU_SOURCE for popen and friends).
  */
 #ifndef WERK_TEST_H
 #define WERK_TEST_H
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
