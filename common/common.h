@@ -202,6 +202,15 @@ werk_status werk_json_parse(const char *text, size_t len, int max_depth, const c
 /* Reads and parses a JSON file no larger than max_bytes. */
 werk_status werk_json_read_file(const char *path, size_t max_bytes, cJSON **out, werk_err *err);
 
+// ---- CPU features ---------------------------------------------------------------------
+
+typedef enum werk_isa { WERK_ISA_SCALAR = 0, WERK_ISA_AVX2, WERK_ISA_AVX512 } werk_isa;
+
+/* Best SIMD level this CPU and OS support (AVX2 implies FMA and F16C; AVX512 means
+ * F+DQ+BW+VL), capped by WERK_ISA=scalar|avx2|avx512 in the environment. */
+werk_isa    werk_cpu_isa(void);
+const char *werk_isa_name(werk_isa isa);
+
 // ---- progress line ----------------------------------------------------------------
 
 /* "label [#####     ] 42% 123.4 MB/s ETA 3s" on a terminal (stderr), rewritten in

@@ -1,7 +1,8 @@
 /* common/progress.c - one progress line on stderr: bar, percent, rate, ETA
  *
  * On a terminal the line is redrawn in place (at most 10 times a second); otherwise a
- * plain line is printed at every 10% so logs stay short.
+ * plain line is printed at every 10% once the job has run for 2 seconds, so logs stay
+ * short and quick jobs print nothing.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "common/common.h"
@@ -63,7 +64,7 @@ void werk_progress_add(werk_progress *p, uint64_t n) {
         }
     } else {
         int decile = p->total ? (int)(10 * p->done / p->total) : 10;
-        if (decile > p->last_decile && decile < 10) {
+        if (decile > p->last_decile && decile < 10 && werk_time_s() - p->t_start >= 2.0) {
             p->last_decile = decile;
             progress_draw(p, false);
         }
@@ -72,5 +73,7 @@ void werk_progress_add(werk_progress *p, uint64_t n) {
 
 void werk_progress_done(werk_progress *p) {
     p->done = p->total;
-    progress_draw(p, true);
+    if (p->tty || p->last_decile > 0) {
+        progress_draw(p, true);
+    }
 }
