@@ -231,6 +231,13 @@ werk_status werk_st_write(const char *path, const werk_gguf_tensor *const *tenso
                           const char *const *meta_keys, const char *const *meta_vals, int64_t n_meta,
                           werk_err *err);
 
+/* Writes a sharded checkpoint's index JSON atomically, as transformers does (indent 2,
+ * keys sorted, trailing newline): {"metadata": {"total_size": N}, "weight_map": {name:
+ * shard file name}}. Entry i maps tensor_names[i] to shard_names[i] (a file name relative
+ * to the index's folder). Duplicate tensor names are WERK_E_ARG. */
+werk_status werk_st_write_index(const char *path, const char *const *tensor_names, const char *const *shard_names,
+                                int64_t n, uint64_t total_size, werk_err *err);
+
 // ---- model importers and exporters ---------------------------------------------------
 
 /* HF dir -> werk_gguf with llama.cpp's keys and tensor names (llama, qwen2, qwen3,

@@ -5,7 +5,7 @@
  * later work, dot products. Everything here depends only on libc/libm.
  *
  * Conventions: a "row" is n contiguous elements of one tensor row; for block types n must
- * be a multiple of the block size (werk_dtype_row_bytes checks). The scalar reference
+ * be a multiple of the block size (werk_dtype_bytes checks). The scalar reference
  * implementations (werk_<fmt>_*_ref, one file per format) define the bytes on disk and
  * match ggml's ggml-quants.c / the PyPI `gguf` package bit for bit.
  */
@@ -81,6 +81,43 @@ void werk_dequantize_row(werk_dtype t, const void *src, float *dst, int64_t n);
  * deterministic) quantizers: identical bytes to ggml's *_ref / gguf's numpy quantizers.
  * WERK_ASSERTs if t cannot be quantized. */
 void werk_quantize_row(werk_dtype t, const float *src, void *dst, int64_t n);
+
+// ---- rows with importance weights (the quantizer's entry point) ----------------------
+
+/* Quantizes n_rows rows of n_per_row floats (row-major) into type t at dst, row after row
+ * (werk_dtype_bytes(t, n_per_row) bytes each). imatrix: NULL, or n_per_row per-column
+ * importance weights (llama.cpp's imatrix: mean squared activation of each input column);
+ * types with an importance-weighted search use it (werk_dtype_uses_imatrix), the others
+ * ignore it. Deterministic: the bytes depend only on the inputs, never on threads or ISA.
+ * With imatrix == NULL the K-quants use werk's own scale search, which is at least as
+ * accurate as ggml's reference (quant/README-style notes in each q*_k.c). */
+void werk_quantize_rows(werk_dtype t, const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                        const float *imatrix);
+bool werk_dtype_uses_imatrix(werk_dtype t);
+
+// ---- kernels chosen for this CPU (quant/dispatch.c) ----------------------------------
+
+/* s[0] = dot(x, y) over n elements: x is a row of the weight type, y a row of activations
+ * already quantized to the table's vec_dot_type. n is a multiple of both block sizes. */
+typedef void (*werk_vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
+typedef void (*werk_quantize_fn)(const float *src, void *dst, int64_t n);
+typedef void (*werk_dequantize_fn)(const void *src, float *dst, int64_t n);
+
+typedef struct werk_qfns {
+    werk_dequantize_fn dequantize;   // fastest variant (equal to the _ref within its budget)
+    werk_quantize_fn   quantize;     // reference quantizer: defines the bytes on disk
+    werk_vec_dot_fn    vec_dot;      // NULL if the type has no dot product
+    werk_dtype         vec_dot_type; // type activations are quantized to for vec_dot
+    werk_quantize_fn   quantize_act; // fast quantizer for vec_dot_type rows (activations)
+    werk_isa           isa;          // which variant this table holds
+} werk_qfns;
+
+/* Kernels for type t at the best ISA of this CPU (werk_cpu_isa, capped by WERK_ISA);
+ * chosen once, never NULL for t < WERK_DTYPE_COUNT (fields may be NULL). */
+const werk_qfns *werk_qfns_get(werk_dtype t);
+/* Kernels for a given ISA level (for tests comparing SIMD with scalar): NULL if this
+ * build or CPU cannot run that level. */
+const werk_qfns *werk_qfns_get_isa(werk_dtype t, werk_isa isa);
 
 // ---- half-precision scalars (round to nearest even, as numpy / torch / ggml) --------
 

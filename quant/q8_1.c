@@ -1,0 +1,26 @@
+/* quant/q8_1.c - Q8_1 blocks (9.0 bpw): 32 int8 quants, an fp16 scale and an fp16 sum
+ *
+ * Q8_1 is ggml's right-hand operand for dot products with Q4_1/Q5_1 (s = d * sum(q)
+ * saves a pass); it is not meant for files. werk still dequantizes it so that every
+ * GGUF type id werk knows can be read: value = d * q, s ignored. ggml itself has no
+ * dequantize_row_q8_1 and gguf-py has neither a Q8_1 dequantizer nor the right block
+ * size (it lists 40 bytes; ggml's block is 36).
+ *
+ * Reference: ggml/src/ggml-common.h (block_q8_1), MIT.
+ */
+#include "quant/quant_int.h"
+
+#include <string.h>
+
+void werk_q8_1_dequantize_ref(const void *src, float *dst, int64_t n) {
+    const uint8_t *in = src;
+    for (int64_t i = 0; i < n / WERK_QK8_1; i++) {
+        block_q8_1 b;
+        memcpy(&b, in + (size_t)i * sizeof(b), sizeof(b));
+        const float d = werk_fp16_to_fp32(b.d);
+        float      *y = dst + i * WERK_QK8_1;
+        for (int j = 0; j < WERK_QK8_1; j++) {
+            y[j] = (float)b.qs[j] * d;
+        }
+    }
+}
