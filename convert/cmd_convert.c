@@ -17,7 +17,7 @@ static void usage(FILE *f) {
                "\n"
                "  IN    HF dir, .safetensors (with config.json beside it), .gguf, or llama2.c .bin\n"
                "  OUT   .gguf file, or an HF dir with --to hf\n"
-               "  --type T     store every 2-D weight as T (1-D tensors stay f32 when T is q8_0)\n"
+               "  --type T     store every 2-D weight as T (1-D tensors: f32)\n"
                "  --to FMT     gguf (default) or hf (config.json + safetensors + tokenizer files)\n"
                "  --vocab F    llama2.c tokenizer .bin for a llama2.c checkpoint\n");
 }
@@ -27,8 +27,9 @@ static bool ends_with(const char *s, const char *suffix) {
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* Sets the output type of every tensor for GGUF output: 1-D tensors (norms, biases) stay
- * f32 under q8_0 (as llama.cpp does), block types need the row length to fit. */
+/* Sets the output type of every tensor for GGUF output: 1-D tensors (norms, biases) are
+ * f32 whatever the type (as llama.cpp writes them); block types need the row length to
+ * be a multiple of the block size, else the tensor is f32. */
 static werk_status retype_for_gguf(werk_gguf *g, werk_dtype type, werk_err *err) {
     const werk_dtype_info *ti = werk_dtype_get(type);
     for (int64_t i = 0; i < werk_gguf_n_tensors(g); i++) {
@@ -41,7 +42,7 @@ static werk_status retype_for_gguf(werk_gguf *g, werk_dtype type, werk_err *err)
                              werk_dtype_name(t->src_type));
         }
         werk_dtype want = type;
-        if (ti->is_quant && (t->n_dims < 2 || t->shape[t->n_dims - 1] % ti->block_size != 0)) {
+        if (t->n_dims < 2 || (ti->is_quant && t->shape[t->n_dims - 1] % ti->block_size != 0)) {
             want = WERK_DTYPE_F32;
         }
         t->type = want;

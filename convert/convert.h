@@ -102,6 +102,10 @@ typedef struct werk_gguf_tensor {
      * innermost dimension, rows are numbered over all outer dimensions flattened. */
     const int64_t *row_map;  // NULL or n_rows entries: output row r = source row row_map[r]
     float          add;      // added to every value after dequantization (0 = none)
+    /* Optional importance weights for quantizing to `type`: NULL or one float per column
+     * (innermost dimension), e.g. from llama.cpp's imatrix; writers pass them to
+     * werk_quantize_rows. */
+    const float *imatrix;
     /* Reader only: offset of the data from the start of the GGUF data section. */
     uint64_t offset;
 } werk_gguf_tensor;
@@ -273,5 +277,37 @@ werk_status werk_convert_open(const char *in, const char *vocab, werk_gguf **out
 int werk_cmd_convert(int argc, char **argv);
 /* werk inspect FILE [--json] [--hash] [--full]: metadata and tensor table of a model file */
 int werk_cmd_inspect(int argc, char **argv);
+
+// ---- importance matrices: llama.cpp imatrix files (convert/imatrix.c) ----------------
+
+typedef struct werk_imatrix_entry {
+    const char  *name;      // tensor name, e.g. "blk.0.attn_q.weight"
+    const float *values;    // n_mat rows of n_per_row importance weights (mean squared activations)
+    int64_t      n_per_row; // columns of the tensor (its row length)
+    int64_t      n_mat;     // 1, or one row per expert (legacy files: always 1)
+} werk_imatrix_entry;
+
+typedef struct werk_imatrix werk_imatrix;
+
+/* Reads an importance matrix written by llama.cpp's llama-imatrix, either format:
+ *   GGUF: tensors <name>.in_sum2 {n_mat, n_per_row} and <name>.counts {n_mat, 1} (f32),
+ *         keys imatrix.chunk_count / imatrix.chunk_size (imatrix.datasets optional);
+ *         importance = in_sum2 / count per matrix, 1 where the count is 0;
+ *   legacy .dat: i32 entry count, then per entry i32 name length, name, i32 ncall, i32 n,
+ *         n f32 values; optionally i32 last chunk, i32 dataset length, dataset name;
+ *         importance = value / ncall (as is when ncall <= 0).
+ * Hostile files fail with WERK_E_FORMAT naming the file and the problem: sizes beyond the
+ * file, unpaired in_sum2/counts, wrong tensor types, duplicate names, values that are
+ * negative, NaN or infinite. The result owns its memory. */
+werk_status werk_imatrix_read(const char *path, werk_imatrix **out, werk_err *err);
+werk_status
+werk_imatrix_read_mem(const void *data, size_t size, const char *name, werk_imatrix **out, werk_err *err);
+void        werk_imatrix_free(werk_imatrix *im); // NULL ok
+
+int64_t                   werk_imatrix_n_entries(const werk_imatrix *im);
+const werk_imatrix_entry *werk_imatrix_entry_at(const werk_imatrix *im, int64_t i); // sorted by name
+const werk_imatrix_entry *werk_imatrix_find(const werk_imatrix *im, const char *name); // NULL if absent
+int64_t                   werk_imatrix_chunk_count(const werk_imatrix *im); // -1 if the file does not say
+const char               *werk_imatrix_dataset(const werk_imatrix *im);     // first dataset, "" if none
 
 #endif
