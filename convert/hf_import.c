@@ -145,7 +145,9 @@ static werk_status find_shards(import_ctx *c, werk_err *err) {
             return s;
         }
     }
-    qsort(c->shards, (size_t)c->n_shards, sizeof(c->shards[0]), cmp_str);
+    if (c->n_shards > 1) {
+        qsort(c->shards, (size_t)c->n_shards, sizeof(c->shards[0]), cmp_str);
+    }
     return WERK_OK;
 }
 
