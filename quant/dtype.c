@@ -12,6 +12,7 @@
  */
 #include "quant/quant.h"
 #include "quant/quant_int.h"
+#include "quant/simd_int.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -55,8 +56,15 @@ static const dequant_fn block_dequant[WERK_DTYPE_COUNT] = {
     [WERK_DTYPE_Q6_K] = werk_q6_k_dequantize_ref, [WERK_DTYPE_Q8_K] = werk_q8_k_dequantize_ref,
 };
 
+/* The default quantizers (quant_int.h): ggml's / gguf-py's bytes for the legacy and 8-bit
+ * formats, werk's own scale search for the K-quants. */
 static const quant_fn block_quant[WERK_DTYPE_COUNT] = {
-    [WERK_DTYPE_Q8_0] = werk_q8_0_quantize_ref,
+    [WERK_DTYPE_Q4_0] = werk_q4_0_quantize_ref, [WERK_DTYPE_Q4_1] = werk_q4_1_quantize_ref,
+    [WERK_DTYPE_Q5_0] = werk_q5_0_quantize_ref, [WERK_DTYPE_Q5_1] = werk_q5_1_quantize_ref,
+    [WERK_DTYPE_Q8_0] = werk_q8_0_quantize_ref, [WERK_DTYPE_Q8_1] = werk_q8_1_quantize_ref,
+    [WERK_DTYPE_Q2_K] = werk_q2_k_quantize_ref, [WERK_DTYPE_Q3_K] = werk_q3_k_quantize_ref,
+    [WERK_DTYPE_Q4_K] = werk_q4_k_quantize_ref, [WERK_DTYPE_Q5_K] = werk_q5_k_quantize_ref,
+    [WERK_DTYPE_Q6_K] = werk_q6_k_quantize_ref, [WERK_DTYPE_Q8_K] = werk_q8_k_quantize_ref,
 };
 
 // ---- lookups ---------------------------------------------------------------------
@@ -150,18 +158,10 @@ void werk_dequantize_row(werk_dtype t, const void *src, float *dst, int64_t n) {
         memcpy(dst, s, (size_t)n * sizeof(float));
         return;
     case WERK_DTYPE_F16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, s + 2 * i, 2);
-            dst[i] = werk_fp16_to_fp32(h);
-        }
+        werk_f16_to_f32_row(s, dst, n); // SIMD where available, bit-identical to the scalar
         return;
     case WERK_DTYPE_BF16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, s + 2 * i, 2);
-            dst[i] = werk_bf16_to_fp32(h);
-        }
+        werk_bf16_to_f32_row(s, dst, n);
         return;
     case WERK_DTYPE_F64:
         for (int64_t i = 0; i < n; i++) {
@@ -224,16 +224,10 @@ void werk_quantize_row(werk_dtype t, const float *src, void *dst, int64_t n) {
         memcpy(d, src, (size_t)n * sizeof(float));
         return;
     case WERK_DTYPE_F16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h = werk_fp32_to_fp16(src[i]);
-            memcpy(d + 2 * i, &h, 2);
-        }
+        werk_f32_to_f16_row(src, d, n); // SIMD where available, bit-identical to the scalar
         return;
     case WERK_DTYPE_BF16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h = werk_fp32_to_bf16(src[i]);
-            memcpy(d + 2 * i, &h, 2);
-        }
+        werk_f32_to_bf16_row(src, d, n);
         return;
     default:
         block_quant[t](src, dst, n);

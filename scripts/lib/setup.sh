@@ -37,7 +37,7 @@ install_apt() {
 # Python packages for the test oracles (llama.cpp's gguf reader, numpy, HF tokenizers ...).
 # Pinned so that oracle results do not drift.
 WERK_PIP_PACKAGES="gguf==0.19.0 numpy==2.4.6 safetensors==0.8.0 tokenizers==0.23.3 sentencepiece==0.2.3
-  transformers==5.23.0"
+  transformers==5.23.0 jinja2==3.1.6"
 
 install_python() {
   if [ ! -x "$WERK_VENV/bin/python3" ]; then
