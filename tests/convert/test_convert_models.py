@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest-label: slow  (real models; left out of the sanitizer pass)
 """tests/convert/test_convert_models.py - `werk convert` between llama2.c, HF and GGUF, checked
 with independent readers (gguf.GGUFReader, safetensors.numpy, transformers.AutoConfig).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest-label: slow  (real models; left out of the sanitizer pass)
 """tests/convert/test_gguf_oracle.py - `werk convert` on GGUF files against the PyPI gguf package
 
 The oracle is llama.cpp's own Python reader/writer/quantizers (gguf 0.19):

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest-label: slow  (real models; left out of the sanitizer pass)
 """tests/convert/test_interrupt.py - an interrupted conversion leaves no partial output
 
 Converts the fetched Gemma 3 270M (Q4_K_M) to f32 (about 1.1 GB written) and stops it

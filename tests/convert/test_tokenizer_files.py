@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest-label: slow  (real models; left out of the sanitizer pass)
 """tests/convert/test_tokenizer_files.py - GGUF vocab -> HF tokenizer files -> GGUF, and HF's view of them
 
 For llama.cpp's vocab-only GGUFs ($WERK_FIXTURES/vocab/ggml-vocab-{llama-spm,gpt-2}.gguf):

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest-label: slow  (real models; left out of the sanitizer pass)
 # tests/quant/test_dequant_oracle.py - werk's block formats vs gguf-py, bit for bit
 #
 # Oracle: the PyPI `gguf` package (llama.cpp's gguf-py: numpy dequantizers for every
