@@ -59,5 +59,8 @@ build_werk() {
   local dir=$1; shift
   log "building werk in $dir"
   cmake -S "$WERK_ROOT" -B "$dir" -DPYTHON3="$WERK_VENV/bin/python3" "$@" >/dev/null || die "cmake configure failed"
-  cmake --build "$dir" -j "$JOBS" || die "build failed"
+  if ! cmake --build "$dir" -j "$JOBS" > "$dir/build.log" 2>&1; then
+    grep -E "error|warning" "$dir/build.log" | head -40 >&2 || tail -40 "$dir/build.log" >&2
+    die "build failed (full log: $dir/build.log)"
+  fi
 }
