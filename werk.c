@@ -19,6 +19,7 @@ typedef struct werk_command {
 static const werk_command COMMANDS[] = {
     {"convert", werk_cmd_convert, "convert checkpoints: HF dir / safetensors / llama2.c / GGUF -> GGUF or HF"},
     {"inspect", werk_cmd_inspect, "show the metadata and tensors of a model file"},
+    {"quantize", werk_cmd_quantize, "quantize a GGUF: llama.cpp's mixes (Q4_K_M ...) or one type (--q4_k)"},
 };
 static const int N_COMMANDS = (int)(sizeof(COMMANDS) / sizeof(COMMANDS[0]));
 

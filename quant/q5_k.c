@@ -5,10 +5,14 @@
  * value = (d * sc) * q - (dmin * m), q in 0..31, each step rounded in float32 as ggml's
  * dequantize_row_q5_K and gguf-py's Q5_K.dequantize_blocks.
  *
+ * Quantizers: ggml's in quant/kquant_ggml.c; werk's own share Q4_K's super-block
+ * search (werk_k4_quantize_block in quant/q4_k.c) with 5-bit levels.
+ *
  * Reference: ggml/src/ggml-quants.c (dequantize_row_q5_K), gguf-py gguf/quants.py, MIT.
  */
 #include "quant/quant_int.h"
 
+#include <math.h>
 #include <string.h>
 
 void werk_q5_k_dequantize_ref(const void *src, float *dst, int64_t n) {
@@ -34,5 +38,27 @@ void werk_q5_k_dequantize_ref(const void *src, float *dst, int64_t n) {
                 *y++ = d2 * (float)((q[l] >> 4) + ((b.qh[l] & u2) ? 16 : 0)) - m2;
             }
         }
+    }
+}
+
+// ---- werk's quantizer (the search is shared with Q4_K: werk_k4_quantize_block) ---------
+
+void werk_q5_k_quantize_ref(const float *src, void *dst, int64_t n) {
+    uint8_t L[WERK_QK_K];
+    for (int64_t i = 0; i < n / WERK_QK_K; i++) {
+        block_q5_K b;
+        werk_k4_quantize_block(src + i * WERK_QK_K, NULL, 31, &b.d, &b.dmin, b.scales, L);
+        werk_k4_pack_q5(b.qh, b.qs, L);
+        memcpy((uint8_t *)dst + (size_t)i * sizeof(b), &b, sizeof(b));
+    }
+}
+
+void werk_q5_k_quantize_imat(const float *src, void *dst, int64_t n, const float *imatrix) {
+    uint8_t L[WERK_QK_K];
+    for (int64_t i = 0; i < n / WERK_QK_K; i++) {
+        block_q5_K b;
+        werk_k4_quantize_block(src + i * WERK_QK_K, imatrix + i * WERK_QK_K, 31, &b.d, &b.dmin, b.scales, L);
+        werk_k4_pack_q5(b.qh, b.qs, L);
+        memcpy((uint8_t *)dst + (size_t)i * sizeof(b), &b, sizeof(b));
     }
 }
