@@ -189,6 +189,20 @@ void werk_sha256_final(werk_sha256 *s, uint8_t out[32]);
 /* Hex digest of a file's bytes into hex[65]. */
 werk_status werk_sha256_file(const char *path, char hex[65], werk_err *err);
 
+// ---- string building ----------------------------------------------------------------
+
+/* A growable NUL-terminated string; zero-initialize it ({0}). On allocation failure `oom`
+ * becomes true and further appends do nothing; check it once at the end. */
+typedef struct werk_strbuf {
+    char  *p; // NULL until the first append
+    size_t n, cap;
+    bool   oom;
+} werk_strbuf;
+
+void werk_strbuf_put(werk_strbuf *b, const char *s, size_t n);
+void werk_strbuf_puts(werk_strbuf *b, const char *s);
+void werk_strbuf_free(werk_strbuf *b); // NULL p ok; resets b
+
 // ---- JSON (cJSON, hardened: DESIGN.md "Inputs are hostile") -----------------------
 
 typedef struct cJSON cJSON;

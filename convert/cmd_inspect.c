@@ -11,6 +11,7 @@
  * as numbers when exact in a double and as strings otherwise.
  */
 #include "convert/convert.h"
+#include "convert/gguf_int.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -46,24 +47,6 @@ static const char *gguf_type_name(werk_gguf_type t) {
     static const char *const names[WERK_GGUF_TYPE_COUNT] = {
         "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "str", "arr", "u64", "i64", "f64"};
     return (unsigned)t < WERK_GGUF_TYPE_COUNT ? names[t] : "?";
-}
-
-static size_t scalar_size(werk_gguf_type t) {
-    switch (t) {
-    case WERK_GGUF_UINT8:
-    case WERK_GGUF_INT8:
-    case WERK_GGUF_BOOL:
-        return 1;
-    case WERK_GGUF_UINT16:
-    case WERK_GGUF_INT16:
-        return 2;
-    case WERK_GGUF_UINT32:
-    case WERK_GGUF_INT32:
-    case WERK_GGUF_FLOAT32:
-        return 4;
-    default:
-        return 8;
-    }
 }
 
 /* One scalar element of type t at p, as JSON. */
@@ -130,7 +113,7 @@ static cJSON *value_json(const werk_gguf_value *v, bool full) {
             e = value_json(&((const werk_gguf_value *)v->arr.data)[i], full);
         } else {
             e = scalar_json(v->arr.elem_type,
-                            (const uint8_t *)v->arr.data + i * scalar_size(v->arr.elem_type));
+                            (const uint8_t *)v->arr.data + i * werk_gguf_type_size(v->arr.elem_type));
         }
         cJSON_AddItemToArray(a, e);
     }

@@ -822,50 +822,21 @@ static cJSON *rope_obj(float theta, float scale) {
 /* JSON text as transformers writes it (json.dumps(indent=2, sort_keys=True) + "\n"):
  * two-space indent, keys sorted, one array element per line. Scalars and keys are printed
  * by cJSON, which escapes strings and picks the number format. */
-typedef struct jbuf {
-    char  *p;
-    size_t n, cap;
-    bool   oom;
-} jbuf;
 
-static void jb_put(jbuf *b, const char *s, size_t n) {
-    if (b->oom) {
-        return;
-    }
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n + 1) {
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p   = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void jb_str(jbuf *b, const char *s) { jb_put(b, s, strlen(s)); }
-
-static void jb_indent(jbuf *b, int depth) {
+static void jb_indent(werk_strbuf *b, int depth) {
     for (int i = 0; i < depth; i++) {
-        jb_put(b, "  ", 2);
+        werk_strbuf_put(b, "  ", 2);
     }
 }
 
 /* cJSON's compact text of a scalar node (or of a string, for keys). */
-static void jb_scalar(jbuf *b, const cJSON *item) {
+static void jb_scalar(werk_strbuf *b, const cJSON *item) {
     char *t = cJSON_PrintUnformatted(item);
     if (!t) {
         b->oom = true;
         return;
     }
-    jb_str(b, t);
+    werk_strbuf_puts(b, t);
     free(t);
 }
 
@@ -873,7 +844,7 @@ static int cmp_key(const void *a, const void *b) {
     return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
 }
 
-static void jb_value(jbuf *b, const cJSON *item, int depth) {
+static void jb_value(werk_strbuf *b, const cJSON *item, int depth) {
     bool obj = cJSON_IsObject(item), arr = cJSON_IsArray(item);
     if (!obj && !arr) {
         jb_scalar(b, item);
@@ -881,7 +852,7 @@ static void jb_value(jbuf *b, const cJSON *item, int depth) {
     }
     int n = cJSON_GetArraySize(item);
     if (n == 0) {
-        jb_str(b, obj ? "{}" : "[]");
+        werk_strbuf_puts(b, obj ? "{}" : "[]");
         return;
     }
     const cJSON **kids = malloc((size_t)n * sizeof(*kids));
@@ -895,7 +866,7 @@ static void jb_value(jbuf *b, const cJSON *item, int depth) {
     if (obj) {
         qsort(kids, (size_t)n, sizeof(*kids), cmp_key);
     }
-    jb_str(b, obj ? "{\n" : "[\n");
+    werk_strbuf_puts(b, obj ? "{\n" : "[\n");
     for (i = 0; i < n; i++) {
         jb_indent(b, depth + 1);
         if (obj) {
@@ -906,23 +877,23 @@ static void jb_value(jbuf *b, const cJSON *item, int depth) {
                 jb_scalar(b, k);
                 cJSON_Delete(k);
             }
-            jb_str(b, ": ");
+            werk_strbuf_puts(b, ": ");
         }
         jb_value(b, kids[i], depth + 1);
-        jb_str(b, i + 1 < n ? ",\n" : "\n");
+        werk_strbuf_puts(b, i + 1 < n ? ",\n" : "\n");
     }
     jb_indent(b, depth);
-    jb_str(b, obj ? "}" : "]");
+    werk_strbuf_puts(b, obj ? "}" : "]");
     free(kids);
 }
 
 static werk_status finish_json(cJSON *o, char **out, werk_err *err) {
-    jbuf b = {0};
+    werk_strbuf b = {0};
     if (!o) {
         b.oom = true;
     } else {
         jb_value(&b, o, 0);
-        jb_str(&b, "\n");
+        werk_strbuf_puts(&b, "\n");
     }
     cJSON_Delete(o);
     if (b.oom) {

@@ -840,62 +840,29 @@ const char *werk_st_metadata(const werk_st *st, const char *key) {
 // ---- writing ------------------------------------------------------------------------------
 
 /* A growing string; `oom` sticks once an allocation failed. */
-typedef struct sbuf {
-    char  *p;
-    size_t n, cap;
-    bool   oom;
-} sbuf;
 
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) {
-        return;
-    }
-    if (b->cap - b->n < n + 1) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->n < n + 1) {
-            if (cap > SIZE_MAX / 2) {
-                b->oom = true;
-                return;
-            }
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p   = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_u64(sbuf *b, uint64_t v) {
+static void sb_u64(werk_strbuf *b, uint64_t v) {
     char t[24];
     snprintf(t, sizeof(t), "%" PRIu64, v);
-    sb_puts(b, t);
+    werk_strbuf_puts(b, t);
 }
 
 /* s as a JSON string literal (UTF-8 passed through; validity is checked by re-parsing). */
-static void sb_json_str(sbuf *b, const char *s) {
-    sb_put(b, "\"", 1);
+static void sb_json_str(werk_strbuf *b, const char *s) {
+    werk_strbuf_put(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\') {
             char e[2] = {'\\', (char)*p};
-            sb_put(b, e, 2);
+            werk_strbuf_put(b, e, 2);
         } else if (*p < 0x20) {
             char e[8];
             snprintf(e, sizeof(e), "\\u%04x", *p);
-            sb_puts(b, e);
+            werk_strbuf_puts(b, e);
         } else {
-            sb_put(b, (const char *)p, 1);
+            werk_strbuf_put(b, (const char *)p, 1);
         }
     }
-    sb_put(b, "\"", 1);
+    werk_strbuf_put(b, "\"", 1);
 }
 
 /* What werk_st_write does for one tensor. */
@@ -963,7 +930,7 @@ plan_tensor(const werk_gguf_tensor *t, int64_t i, const char *path, st_plan *p, 
 
 /* The header: {"__metadata__":{...},"name":{"dtype":..,"shape":[..],"data_offsets":[b,e]},...}
  * padded with spaces to a multiple of 8, checked by parsing it back. */
-static werk_status build_header(sbuf                          *h,
+static werk_status build_header(werk_strbuf                          *h,
                                 const char                    *path,
                                 const werk_gguf_tensor *const *tensors,
                                 const st_plan                 *plans,
@@ -972,47 +939,47 @@ static werk_status build_header(sbuf                          *h,
                                 const char *const             *meta_vals,
                                 int64_t                        n_meta,
                                 werk_err                      *err) {
-    sb_puts(h, "{");
+    werk_strbuf_puts(h, "{");
     if (n_meta > 0) {
-        sb_puts(h, "\"__metadata__\":{");
+        werk_strbuf_puts(h, "\"__metadata__\":{");
         for (int64_t i = 0; i < n_meta; i++) {
             if (i) {
-                sb_puts(h, ",");
+                werk_strbuf_puts(h, ",");
             }
             sb_json_str(h, meta_keys[i]);
-            sb_puts(h, ":");
+            werk_strbuf_puts(h, ":");
             sb_json_str(h, meta_vals[i]);
         }
-        sb_puts(h, "}");
+        werk_strbuf_puts(h, "}");
     }
     uint64_t off = 0;
     for (int64_t i = 0; i < n_tensors; i++) {
         const werk_gguf_tensor *t = tensors[i];
         if (i || n_meta > 0) {
-            sb_puts(h, ",");
+            werk_strbuf_puts(h, ",");
         }
         sb_json_str(h, t->name);
-        sb_puts(h, ":{\"dtype\":\"");
-        sb_puts(h, dtype_st_name(t->type));
-        sb_puts(h, "\",\"shape\":[");
+        werk_strbuf_puts(h, ":{\"dtype\":\"");
+        werk_strbuf_puts(h, dtype_st_name(t->type));
+        werk_strbuf_puts(h, "\",\"shape\":[");
         for (int d = 0; d < t->n_dims; d++) {
             if (d) {
-                sb_puts(h, ",");
+                werk_strbuf_puts(h, ",");
             }
             sb_u64(h, (uint64_t)t->shape[d]);
         }
-        sb_puts(h, "],\"data_offsets\":[");
+        werk_strbuf_puts(h, "],\"data_offsets\":[");
         sb_u64(h, off);
-        sb_puts(h, ",");
+        werk_strbuf_puts(h, ",");
         if (!werk_add_u64(off, plans[i].out_bytes, &off)) {
             return WERK_FAIL(err, WERK_E_ARG, "%s: total tensor size overflows", path);
         }
         sb_u64(h, off);
-        sb_puts(h, "]}");
+        werk_strbuf_puts(h, "]}");
     }
-    sb_puts(h, "}");
+    werk_strbuf_puts(h, "}");
     while (!h->oom && h->n % 8 != 0) {
-        sb_puts(h, " ");
+        werk_strbuf_puts(h, " ");
     }
     if (h->oom) {
         return WERK_FAIL(err, WERK_E_OOM, "%s: out of memory building the header", path);
@@ -1100,7 +1067,7 @@ werk_status werk_st_write(const char                    *path,
     size_t       nm    = (size_t)(n_meta ? n_meta : 1);
     st_plan     *plans = calloc(nt, sizeof(*plans));
     const char **names = calloc(nt > nm ? nt : nm, sizeof(*names));
-    sbuf         h     = {0};
+    werk_strbuf         h     = {0};
     werk_afile   af    = {0};
     werk_status  s     = WERK_OK;
     const char  *dup   = NULL;
@@ -1178,7 +1145,7 @@ werk_status werk_st_write_index(const char        *path,
         return WERK_FAIL(err, WERK_E_ARG, "%s: bad tensor list", path);
     }
     wi_pair    *pairs = calloc((size_t)(n ? n : 1), sizeof(*pairs));
-    sbuf        h     = {0};
+    werk_strbuf        h     = {0};
     werk_status s     = WERK_OK;
     if (!pairs) {
         return WERK_FAIL(err, WERK_E_OOM, "%s: out of memory", path);
@@ -1201,15 +1168,15 @@ werk_status werk_st_write_index(const char        *path,
             goto done;
         }
     }
-    sb_puts(&h, "{\n  \"metadata\": {\n    \"total_size\": ");
+    werk_strbuf_puts(&h, "{\n  \"metadata\": {\n    \"total_size\": ");
     sb_u64(&h, total_size);
-    sb_puts(&h, n ? "\n  },\n  \"weight_map\": {\n" : "\n  },\n  \"weight_map\": {}\n}\n");
+    werk_strbuf_puts(&h, n ? "\n  },\n  \"weight_map\": {\n" : "\n  },\n  \"weight_map\": {}\n}\n");
     for (int64_t i = 0; i < n; i++) {
-        sb_puts(&h, "    ");
+        werk_strbuf_puts(&h, "    ");
         sb_json_str(&h, pairs[i].name);
-        sb_puts(&h, ": ");
+        werk_strbuf_puts(&h, ": ");
         sb_json_str(&h, pairs[i].shard);
-        sb_puts(&h, i + 1 < n ? ",\n" : "\n  }\n}\n");
+        werk_strbuf_puts(&h, i + 1 < n ? ",\n" : "\n  }\n}\n");
     }
     if (h.oom) {
         s = WERK_FAIL(err, WERK_E_OOM, "%s: out of memory", path);
