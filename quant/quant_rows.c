@@ -37,10 +37,17 @@ void werk_quantize_rows(
     WERK_ASSERT(n_rows >= 0 && n_per_row >= 0 && n_per_row % ti->block_size == 0);
     const size_t row_bytes = (size_t)(n_per_row / ti->block_size) * ti->type_size;
     uint8_t     *out       = dst;
+    // Types that are also an activation format (Q8_0, Q8_1, Q8_K, the floats) have a SIMD
+    // quantizer in the dispatch table that is bit-identical to the reference
+    // (tests/quant/test_dot_simd.c): use it, the bytes on disk do not change.
+    const werk_qfns *fns  = werk_qfns_get(t);
+    werk_quantize_fn fast = fns->vec_dot_type == t ? fns->quantize_act : NULL;
     for (int64_t r = 0; r < n_rows; r++) {
         const float *x = src + r * n_per_row;
         if (imatrix && imat_quant[t] && n_per_row > 0) {
             imat_quant[t](x, out + (size_t)r * row_bytes, n_per_row, imatrix);
+        } else if (fast) {
+            fast(x, out + (size_t)r * row_bytes, n_per_row);
         } else {
             werk_quantize_row(t, x, out + (size_t)r * row_bytes, n_per_row);
         }
