@@ -19,7 +19,7 @@ as_root() {
 
 # Debian packages werk builds and tests with.
 WERK_APT_PACKAGES="build-essential cmake pkg-config git ca-certificates libopenblas-dev libzstd-dev
-  libcjson-dev python3 python3-venv python3-pip clang libclang-rt-dev zstd"
+  libcjson-dev libpcre2-dev python3 python3-venv python3-pip clang libclang-rt-dev zstd"
 
 install_apt() {
   local missing=()

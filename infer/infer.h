@@ -1,0 +1,47 @@
+/* infer/infer.h - public API of werk's shared inference core
+ *
+ * Owns: tokenizers (SentencePiece-style BPE with byte fallback, byte-level BPE with
+ * llama.cpp's pre-tokenizers), the model description (architecture as data, loaded from
+ * a werk_gguf), the forward pass, run-time LoRA, and the `tokenize` command. Everything
+ * here reads tensors in their stored type (never dequantized whole).
+ */
+#ifndef WERK_INFER_H
+#define WERK_INFER_H
+
+#include "common/common.h"
+#include "convert/convert.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+// ---- tokenizer (infer/tokenizer*.c) ---------------------------------------------------
+
+typedef struct werk_tokenizer werk_tokenizer;
+
+/* Builds a tokenizer from g's tokenizer.ggml.* keys (copied: g may be freed after).
+ * WERK_E_UNSUPPORTED for a tokenizer model or pre-tokenizer werk does not know. */
+werk_status werk_tokenizer_init(const werk_gguf *g, werk_tokenizer **out, werk_err *err);
+void        werk_tokenizer_free(werk_tokenizer *tok); // NULL ok
+
+int32_t werk_tokenizer_n_vocab(const werk_tokenizer *tok);
+int32_t werk_tokenizer_bos(const werk_tokenizer *tok); // -1 if none
+int32_t werk_tokenizer_eos(const werk_tokenizer *tok); // -1 if none
+
+/* Encodes len bytes of text. add_bos: prepend BOS (if the vocab has one). parse_special:
+ * text like "<start_of_turn>" becomes the special token instead of its characters.
+ * *ids is malloc'd (caller frees), *n_ids its length. Deterministic. */
+werk_status werk_tokenizer_encode(const werk_tokenizer *tok, const char *text, size_t len, bool add_bos,
+                                  bool parse_special, int32_t **ids, int64_t *n_ids, werk_err *err);
+
+/* Bytes of one token as text (byte tokens give their byte, SPM's U+2581 gives a space).
+ * Writes at most cap bytes to buf and returns the full length. */
+size_t werk_tokenizer_piece(const werk_tokenizer *tok, int32_t id, char *buf, size_t cap);
+
+/* Decodes ids to a malloc'd NUL-terminated string (*len bytes). */
+werk_status werk_tokenizer_decode(const werk_tokenizer *tok, const int32_t *ids, int64_t n_ids, char **text,
+                                  size_t *len, werk_err *err);
+
+/* werk tokenize --model M (--text T | --file F) [--bos] */
+int werk_cmd_tokenize(int argc, char **argv);
+
+#endif
