@@ -44,4 +44,34 @@ werk_status werk_tokenizer_decode(const werk_tokenizer *tok, const int32_t *ids,
 /* werk tokenize --model M (--text T | --file F) [--bos] */
 int werk_cmd_tokenize(int argc, char **argv);
 
+// ---- model and forward pass (infer/model.c, infer/forward.c, infer/ops/) -------------
+
+typedef struct werk_model werk_model;
+
+/* Describes the model in g (llama, qwen2, qwen3, gemma3): hyper-parameters and views of
+ * its weights in their stored type. g must outlive the model. WERK_E_UNSUPPORTED for
+ * another architecture; WERK_E_FORMAT / WERK_E_SHAPE naming a missing or misshapen tensor. */
+werk_status werk_model_load(const werk_gguf *g, werk_model **out, werk_err *err);
+void        werk_model_free(werk_model *m); // NULL ok
+int64_t     werk_model_n_vocab(const werk_model *m);
+
+/* Reference forward pass over B sequences of T tokens each (positions 0..T-1):
+ * logits [B, T, n_vocab] f32. Deterministic. */
+werk_status werk_forward(const werk_model *m, const int32_t *tokens, int64_t B, int64_t T, float *logits,
+                         werk_err *err);
+
+/* A LoRA adapter prepared for one model, applied unmerged by werk_forward_lora. */
+typedef struct werk_lora werk_lora;
+
+/* Loads a PEFT LoRA dir (adapter_config.json + adapter_model.safetensors) for m; the
+ * update is scale x (alpha/r) x B A on each targeted projection. WERK_E_UNSUPPORTED for
+ * DoRA, rank/alpha patterns, biases, or modules werk does not know. */
+werk_status werk_lora_load_peft(const char *dir, const werk_model *m, float scale, werk_lora **out,
+                                werk_err *err);
+void        werk_lora_free(werk_lora *l); // NULL ok
+
+/* werk_forward with n_loras adapters (loaded for m) added, unmerged. */
+werk_status werk_forward_lora(const werk_model *m, const werk_lora *const *loras, int n_loras,
+                              const int32_t *tokens, int64_t B, int64_t T, float *logits, werk_err *err);
+
 #endif
