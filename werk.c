@@ -6,6 +6,7 @@
  */
 #include "common/common.h"
 #include "convert/convert.h"
+#include "infer/decode.h"
 #include "infer/infer.h"
 
 #include <stdio.h>
@@ -21,6 +22,8 @@ static const werk_command COMMANDS[] = {
     {"convert", werk_cmd_convert, "convert checkpoints: HF dir / safetensors / llama2.c / GGUF -> GGUF or HF"},
     {"inspect", werk_cmd_inspect, "show the metadata and tensors of a model file"},
     {"tokenize", werk_cmd_tokenize, "text -> token ids with a model's tokenizer"},
+    {"infer", werk_cmd_infer, "generate text from a prompt or one chat turn"},
+    {"eval", werk_cmd_eval, "loss, perplexity and KLD of a model over a data file"},
     {"quantize", werk_cmd_quantize, "quantize a GGUF: llama.cpp's mixes (Q4_K_M ...) or one type (--q4_k)"},
 };
 static const int N_COMMANDS = (int)(sizeof(COMMANDS) / sizeof(COMMANDS[0]));

@@ -74,4 +74,34 @@ void        werk_lora_free(werk_lora *l); // NULL ok
 werk_status werk_forward_lora(const werk_model *m, const werk_lora *const *loras, int n_loras,
                               const int32_t *tokens, int64_t B, int64_t T, float *logits, werk_err *err);
 
+// ---- evaluation (infer/eval.c, infer/cmd_eval.c) --------------------------------------
+
+typedef struct werk_eval_opts {
+    const werk_model       *model;
+    const werk_lora *const *loras; // n_loras adapters loaded for model
+    int                     n_loras;
+    const werk_model       *ref;   // NULL = no KL divergence; else same vocab as model
+    const werk_tokenizer   *tok;   // the model's tokenizer (text records, .txt files)
+    int64_t                 n_ctx; // .txt window length in tokens (>= 2)
+    const char             *chat_template; // tokenizer.chat_template for {"messages"} (NULL ok)
+} werk_eval_opts;
+
+typedef struct werk_eval_result {
+    int64_t n_records, n_scored; // records (or .txt windows), scored tokens
+    double  loss, ppl;           // mean cross-entropy over scored tokens (nats), exp(loss)
+    bool    has_ref;
+    double  ref_loss, ref_ppl;   // the reference model's on the same tokens
+    double  kld_mean, kld_median, kld_p99; // KL(ref || model) per scored token
+    double  top1;                // fraction of scored positions where both argmaxes agree
+} werk_eval_result;
+
+/* Evaluates path: .jsonl / .jsonl.zst records (datasets.h; labels shifted inside, the
+ * token at t+1 is the target of position t) or any other file as text in sliding windows
+ * of n_ctx tokens with stride n_ctx/2, each token scored once (the first window whole,
+ * later ones their second half). Streams: one record's / window's logits at a time. */
+werk_status werk_eval_file(const werk_eval_opts *o, const char *path, werk_eval_result *res, werk_err *err);
+
+/* werk eval --model M [--lora DIR]... --data F [--ref R] [--json] [--ctx N] */
+int werk_cmd_eval(int argc, char **argv);
+
 #endif

@@ -1,0 +1,437 @@
+/* infer/decode.c - incremental forward of one sequence: prompt prefill and single-token decode
+ *
+ * Same math as forward.c (see there), split in two paths sharing the KV cache:
+ *   prefill: n tokens at positions 0..n-1 through the reference ops (OpenBLAS on
+ *            dequantized tiles, werk_op_attention_fwd), keys/values copied into the cache;
+ *   step:    one token at position n_past; every projection is a quantized matvec: the
+ *            activation row is quantized once to the weight type's vec_dot_type
+ *            (quantize_act), then one vec_dot per weight row, rows split over OpenMP
+ *            threads (static schedule; each output element is one vec_dot call, so the
+ *            result does not depend on the thread count). Attention reads the cache
+ *            (window on gemma3's local layers, GQA), heads over threads, q.k as float dots with
+ *            8 fixed partial sums, softmax and the value sum in double.
+ * Weights whose type has no dot kernel or whose width is not a multiple of the block
+ * sizes fall back to a dequantized row dot (double accumulation, fixed order); so does
+ * every matvec after werk_decoder_set_exact (tests: isolates the cache logic from the
+ * activation quantization).
+ * Accuracy: a step's logits differ from werk_forward's at the same position by the error
+ * of quantizing activations (8-bit blocks for quantized weights: relative ~1/254 per block
+ * element, accumulated over each dot) - for f32 weights the kernels are float dots with a
+ * different summation order (~1e-6 relative).
+ */
+#include "infer/decode.h"
+#include "infer/model_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct werk_decoder {
+    const werk_model       *m;
+    const werk_lora *const *loras;
+    int                     n_loras;
+    werk_kv_cache           kv;
+    // step scratch
+    float *x, *h, *q, *k, *v, *a, *u, *tmp;
+    void  *att;  // double [n_head][n_ctx] attention weights
+    void  *acc;  // double [n_head][head_dim] attention outputs
+    void  *qact; // quantized activation row
+    size_t qact_cap;
+    bool   exact; // float row dots everywhere (werk_decoder_set_exact)
+};
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+void werk_decoder_set_exact(werk_decoder *d, bool exact) { d->exact = exact; }
+
+int64_t werk_decoder_n_past(const werk_decoder *d) { return d->kv.n_past; }
+
+/* Bytes for a quantized activation row of w (0 when w takes the float fallback). */
+static size_t qact_bytes(const werk_wview *w) {
+    const werk_qfns *f = werk_qfns_get(w->type);
+    uint64_t         b = 0;
+    if (!f->vec_dot || !f->quantize_act) {
+        return 0;
+    }
+    int64_t bs  = werk_dtype_get(w->type)->block_size;
+    int64_t bsa = werk_dtype_get(f->vec_dot_type)->block_size;
+    if (w->cols % bs || w->cols % bsa || werk_dtype_bytes(f->vec_dot_type, (uint64_t)w->cols, &b, NULL)) {
+        return 0;
+    }
+    return (size_t)b;
+}
+
+/* y[w->rows] = W x through the dot kernels (see the file comment). */
+static void qmatvec(werk_decoder *d, float *y, const float *x, const werk_wview *w) {
+    const werk_qfns *f    = werk_qfns_get(w->type);
+    size_t           qb   = d->exact ? 0 : qact_bytes(w);
+    const char      *wd   = w->data;
+    int64_t          rows = w->rows, cols = w->cols;
+    if (qb) {
+        f->quantize_act(x, d->qact, cols);
+        const void *qa = d->qact;
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            float s = 0;
+            f->vec_dot(cols, &s, wd + (uint64_t)r * w->row_bytes, qa);
+            y[r] = s;
+        }
+        return;
+    }
+    // fallback: one dequantized row at a time (row scratch per thread)
+#pragma omp parallel
+    {
+        float *row = malloc((size_t)cols * sizeof(float));
+        WERK_ASSERT(row);
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            werk_dequantize_row(w->type, wd + (uint64_t)r * w->row_bytes, row, cols);
+            double s = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                s += (double)row[c] * x[c];
+            }
+            y[r] = (float)s;
+        }
+        free(row);
+    }
+}
+
+static void linear1(werk_decoder *d, float *y, const float *x, const werk_wview *w, int64_t il, int slot) {
+    qmatvec(d, y, x, w);
+    for (int i = 0; i < d->n_loras; i++) {
+        const werk_lora_mat *lm = &d->loras[i]->mats[il * WERK_LORA_N_SLOTS + slot];
+        if (lm->a) {
+            werk_op_lora_fwd(y, x, 1, lm->a, lm->b, lm->r, w->cols, w->rows, d->loras[i]->scale, d->tmp);
+        }
+    }
+}
+
+werk_status werk_decoder_init(const werk_model       *m,
+                              const werk_lora *const *loras,
+                              int                     n_loras,
+                              int64_t                 n_ctx,
+                              werk_decoder          **out,
+                              werk_err               *err) {
+    *out = NULL;
+    if (n_loras < 0 || (n_loras > 0 && !loras)) {
+        return WERK_FAIL(err, WERK_E_ARG, "decoder: bad adapter list");
+    }
+    int64_t max_r = 1;
+    for (int i = 0; i < n_loras; i++) {
+        if (!loras[i] || loras[i]->n_layer != m->n_layer) {
+            return WERK_FAIL(err, WERK_E_ARG, "decoder: adapter %d was not loaded for this model", i);
+        }
+        max_r = max64(max_r, loras[i]->max_r);
+    }
+    werk_decoder *d = calloc(1, sizeof(*d));
+    if (!d) {
+        return WERK_FAIL(err, WERK_E_OOM, "decoder: out of memory");
+    }
+    d->m           = m;
+    d->loras       = loras;
+    d->n_loras     = n_loras;
+    werk_status st = werk_kv_cache_init(&d->kv, m, n_ctx, err);
+    if (st) {
+        free(d);
+        return st;
+    }
+    int64_t D = m->n_embd, qd = m->n_head * m->head_dim, kd = m->n_head_kv * m->head_dim, F = m->n_ff;
+    int64_t wide = max64(max64(qd, F), D);
+    size_t  qcap = qact_bytes(&m->output);
+    for (int64_t il = 0; il < m->n_layer; il++) {
+        const werk_layer *L    = &m->layers[il];
+        const werk_wview *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
+            size_t b = qact_bytes(ws[i]);
+            qcap     = b > qcap ? b : qcap;
+        }
+    }
+    d->x        = malloc((size_t)D * sizeof(float));
+    d->h        = malloc((size_t)wide * sizeof(float));
+    d->q        = malloc((size_t)qd * sizeof(float));
+    d->k        = malloc((size_t)kd * sizeof(float));
+    d->v        = malloc((size_t)kd * sizeof(float));
+    d->a        = malloc((size_t)wide * sizeof(float));
+    d->u        = malloc((size_t)F * sizeof(float));
+    d->tmp      = malloc((size_t)max_r * sizeof(float));
+    d->att      = malloc((size_t)(m->n_head * n_ctx) * sizeof(double));
+    d->acc      = malloc((size_t)qd * sizeof(double));
+    d->qact     = malloc(qcap ? qcap : 1);
+    d->qact_cap = qcap;
+    if (!d->x || !d->h || !d->q || !d->k || !d->v || !d->a || !d->u || !d->tmp || !d->att || !d->acc ||
+        !d->qact) {
+        werk_decoder_free(d);
+        return WERK_FAIL(err, WERK_E_OOM, "decoder: out of memory for context %lld", (long long)n_ctx);
+    }
+    *out = d;
+    return WERK_OK;
+}
+
+void werk_decoder_free(werk_decoder *d) {
+    if (!d) {
+        return;
+    }
+    werk_kv_cache_free(&d->kv);
+    free(d->x);
+    free(d->h);
+    free(d->q);
+    free(d->k);
+    free(d->v);
+    free(d->a);
+    free(d->u);
+    free(d->tmp);
+    free(d->att);
+    free(d->acc);
+    free(d->qact);
+    free(d);
+}
+
+/* Prefill: forward.c's loop over n tokens with cache writes (batch of one sequence). */
+werk_status
+werk_decoder_prefill(werk_decoder *d, const int32_t *tokens, int64_t n, float *logits, werk_err *err) {
+    const werk_model *m = d->m;
+    if (d->kv.n_past != 0) {
+        return WERK_FAIL(err, WERK_E_ARG, "decoder: prefill needs an empty cache (%lld positions filled)",
+                         (long long)d->kv.n_past);
+    }
+    if (n <= 0 || n > d->kv.n_ctx) {
+        return WERK_FAIL(err, WERK_E_ARG, "decoder: prompt of %lld tokens does not fit context %lld",
+                         (long long)n, (long long)d->kv.n_ctx);
+    }
+    int64_t D = m->n_embd, hd = m->head_dim, qd = m->n_head * hd, kd = m->n_head_kv * hd, F = m->n_ff;
+    int64_t wide = max64(max64(qd, F), D), max_r = 1;
+    int64_t scr_n = werk_op_matmul_scratch(&m->output);
+    for (int i = 0; i < d->n_loras; i++) {
+        max_r = max64(max_r, d->loras[i]->max_r);
+    }
+    for (int64_t il = 0; il < m->n_layer; il++) {
+        const werk_layer *L    = &m->layers[il];
+        const werk_wview *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
+            scr_n = max64(scr_n, werk_op_matmul_scratch(ws[i]));
+        }
+    }
+    float      *x   = malloc((size_t)(n * D) * sizeof(float));
+    float      *h   = malloc((size_t)(n * wide) * sizeof(float));
+    float      *q   = malloc((size_t)(n * qd) * sizeof(float));
+    float      *k   = malloc((size_t)(n * kd) * sizeof(float));
+    float      *v   = malloc((size_t)(n * kd) * sizeof(float));
+    float      *a   = malloc((size_t)(n * wide) * sizeof(float));
+    float      *u   = malloc((size_t)(n * F) * sizeof(float));
+    float      *s   = malloc((size_t)scr_n * sizeof(float));
+    float      *tmp = malloc((size_t)(n * max_r) * sizeof(float));
+    int32_t    *pos = malloc((size_t)n * sizeof(int32_t));
+    werk_status st  = WERK_OK;
+    if (!x || !h || !q || !k || !v || !a || !u || !s || !tmp || !pos) {
+        st = WERK_FAIL(err, WERK_E_OOM, "decoder: out of memory for a prompt of %lld tokens", (long long)n);
+        goto done;
+    }
+    for (int64_t t = 0; t < n; t++) {
+        pos[t] = (int32_t)t;
+    }
+    if ((st = werk_op_embed_fwd(x, &m->tok_embd, tokens, n, m->embed_scale, err))) {
+        goto done;
+    }
+#define LIN(y, in, w, slot)                                                                                  \
+    do {                                                                                                     \
+        werk_op_matmul_fwd((y), (in), n, (w), s);                                                            \
+        for (int li = 0; li < d->n_loras; li++) {                                                            \
+            const werk_lora_mat *lm = &d->loras[li]->mats[il * WERK_LORA_N_SLOTS + (slot)];                  \
+            if (lm->a) {                                                                                     \
+                werk_op_lora_fwd((y), (in), n, lm->a, lm->b, lm->r, (w)->cols, (w)->rows,                    \
+                                 d->loras[li]->scale, tmp);                                                  \
+            }                                                                                                \
+        }                                                                                                    \
+    } while (0)
+    for (int64_t il = 0; il < m->n_layer; il++) {
+        const werk_layer *L = &m->layers[il];
+        werk_op_rmsnorm_fwd(h, x, L->attn_norm, n, D, m->eps);
+        LIN(q, h, &L->wq, WERK_LORA_Q);
+        LIN(k, h, &L->wk, WERK_LORA_K);
+        LIN(v, h, &L->wv, WERK_LORA_V);
+        for (int64_t t = 0; t < n; t++) {
+            for (int64_t j = 0; L->bq && j < qd; j++) {
+                q[t * qd + j] += L->bq[j];
+            }
+            for (int64_t j = 0; L->bk && j < kd; j++) {
+                k[t * kd + j] += L->bk[j];
+            }
+            for (int64_t j = 0; L->bv && j < kd; j++) {
+                v[t * kd + j] += L->bv[j];
+            }
+        }
+        if (L->q_norm) {
+            werk_op_rmsnorm_fwd(q, q, L->q_norm, n * m->n_head, hd, m->eps);
+        }
+        if (L->k_norm) {
+            werk_op_rmsnorm_fwd(k, k, L->k_norm, n * m->n_head_kv, hd, m->eps);
+        }
+        werk_op_rope_fwd(q, n, m->n_head, hd, m->n_rot, pos, L->rope_base, m->rope_style);
+        werk_op_rope_fwd(k, n, m->n_head_kv, hd, m->n_rot, pos, L->rope_base, m->rope_style);
+        memcpy(werk_kv_cache_k(&d->kv, il, 0), k, (size_t)(n * kd) * sizeof(float));
+        memcpy(werk_kv_cache_v(&d->kv, il, 0), v, (size_t)(n * kd) * sizeof(float));
+        werk_op_attention_fwd(a, q, k, v, n, m->n_head, m->n_head_kv, hd, m->attn_scale,
+                              L->sliding ? m->window : 0);
+        LIN(h, a, &L->wo, WERK_LORA_O);
+        if (L->post_attn_norm) {
+            werk_op_rmsnorm_fwd(h, h, L->post_attn_norm, n, D, m->eps);
+        }
+        for (int64_t i = 0; i < n * D; i++) {
+            x[i] += h[i];
+        }
+        werk_op_rmsnorm_fwd(h, x, L->ffn_norm, n, D, m->eps);
+        LIN(a, h, &L->w_gate, WERK_LORA_GATE);
+        LIN(u, h, &L->w_up, WERK_LORA_UP);
+        werk_op_glu_fwd(a, a, u, n * F, m->act);
+        LIN(h, a, &L->w_down, WERK_LORA_DOWN);
+        if (L->post_ffn_norm) {
+            werk_op_rmsnorm_fwd(h, h, L->post_ffn_norm, n, D, m->eps);
+        }
+        for (int64_t i = 0; i < n * D; i++) {
+            x[i] += h[i];
+        }
+    }
+#undef LIN
+    d->kv.n_past = n;
+    if (logits) {
+        float *last = x + (n - 1) * D;
+        werk_op_rmsnorm_fwd(last, last, m->out_norm, 1, D, m->eps);
+        werk_op_matmul_fwd(logits, last, 1, &m->output, s);
+    }
+done:
+    free(x);
+    free(h);
+    free(q);
+    free(k);
+    free(v);
+    free(a);
+    free(u);
+    free(s);
+    free(tmp);
+    free(pos);
+    return st;
+}
+
+/* Float dot with 8 partial sums in a fixed order (vectorisable, thread-independent). */
+static double dot8(const float *a, const float *b, int64_t n) {
+    float   p[8] = {0};
+    int64_t c    = 0;
+    for (; c + 8 <= n; c += 8) {
+        for (int l = 0; l < 8; l++) {
+            p[l] += a[c + l] * b[c + l];
+        }
+    }
+    double s = 0;
+    for (int l = 0; l < 8; l++) {
+        s += p[l];
+    }
+    for (; c < n; c++) {
+        s += (double)a[c] * b[c];
+    }
+    return s;
+}
+
+/* Attention of one query (all heads) over cached positions j0..p of layer il. */
+static void attend1(werk_decoder *d, int64_t il, int64_t p, int64_t window) {
+    const werk_model *m  = d->m;
+    int64_t           hd = m->head_dim, n_kv = m->n_head_kv, n_head = m->n_head;
+    int64_t           group = n_head / n_kv, kd = d->kv.kd, n_ctx = d->kv.n_ctx;
+    int64_t           j0  = window > 0 && p - window + 1 > 0 ? p - window + 1 : 0;
+    double           *att = (double *)d->att;
+    const float      *K = werk_kv_cache_k(&d->kv, il, 0), *V = werk_kv_cache_v(&d->kv, il, 0);
+#pragma omp parallel for schedule(static)
+    for (int64_t h = 0; h < n_head; h++) {
+        int64_t      kh = h / group;
+        const float *qh = d->q + h * hd;
+        double      *ph = att + h * n_ctx;
+        double       mx = -INFINITY;
+        for (int64_t j = j0; j <= p; j++) {
+            ph[j] = dot8(qh, K + j * kd + kh * hd, hd) * m->attn_scale;
+            mx    = ph[j] > mx ? ph[j] : mx;
+        }
+        double sum = 0;
+        for (int64_t j = j0; j <= p; j++) {
+            ph[j] = exp(ph[j] - mx);
+            sum += ph[j];
+        }
+        double *acc = (double *)d->acc + h * hd, inv = 1.0 / sum;
+        for (int64_t c = 0; c < hd; c++) {
+            acc[c] = 0;
+        }
+        for (int64_t j = j0; j <= p; j++) {
+            const float *vj = V + j * kd + kh * hd;
+            double       w  = ph[j] * inv;
+            for (int64_t c = 0; c < hd; c++) {
+                acc[c] += w * vj[c];
+            }
+        }
+        float *oh = d->a + h * hd;
+        for (int64_t c = 0; c < hd; c++) {
+            oh[c] = (float)acc[c];
+        }
+    }
+}
+
+werk_status werk_decoder_step(werk_decoder *d, int32_t token, float *logits, werk_err *err) {
+    const werk_model *m = d->m;
+    int64_t           p = d->kv.n_past;
+    if (p >= d->kv.n_ctx) {
+        return WERK_FAIL(err, WERK_E_ARG, "decoder: context of %lld positions is full",
+                         (long long)d->kv.n_ctx);
+    }
+    int64_t     D = m->n_embd, hd = m->head_dim, qd = m->n_head * hd, kd = m->n_head_kv * hd, F = m->n_ff;
+    int32_t     pos = (int32_t)p;
+    werk_status st  = werk_op_embed_fwd(d->x, &m->tok_embd, &token, 1, m->embed_scale, err);
+    if (st) {
+        return st;
+    }
+    float *x = d->x, *h = d->h, *q = d->q, *a = d->a;
+    for (int64_t il = 0; il < m->n_layer; il++) {
+        const werk_layer *L = &m->layers[il];
+        float            *k = werk_kv_cache_k(&d->kv, il, p), *v = werk_kv_cache_v(&d->kv, il, p);
+        werk_op_rmsnorm_fwd(h, x, L->attn_norm, 1, D, m->eps);
+        linear1(d, q, h, &L->wq, il, WERK_LORA_Q);
+        linear1(d, k, h, &L->wk, il, WERK_LORA_K);
+        linear1(d, v, h, &L->wv, il, WERK_LORA_V);
+        for (int64_t j = 0; L->bq && j < qd; j++) {
+            q[j] += L->bq[j];
+        }
+        for (int64_t j = 0; L->bk && j < kd; j++) {
+            k[j] += L->bk[j];
+        }
+        for (int64_t j = 0; L->bv && j < kd; j++) {
+            v[j] += L->bv[j];
+        }
+        if (L->q_norm) {
+            werk_op_rmsnorm_fwd(q, q, L->q_norm, m->n_head, hd, m->eps);
+        }
+        if (L->k_norm) {
+            werk_op_rmsnorm_fwd(k, k, L->k_norm, m->n_head_kv, hd, m->eps);
+        }
+        werk_op_rope_fwd(q, 1, m->n_head, hd, m->n_rot, &pos, L->rope_base, m->rope_style);
+        werk_op_rope_fwd(k, 1, m->n_head_kv, hd, m->n_rot, &pos, L->rope_base, m->rope_style);
+        attend1(d, il, p, L->sliding ? m->window : 0);
+        linear1(d, h, a, &L->wo, il, WERK_LORA_O);
+        if (L->post_attn_norm) {
+            werk_op_rmsnorm_fwd(h, h, L->post_attn_norm, 1, D, m->eps);
+        }
+        for (int64_t i = 0; i < D; i++) {
+            x[i] += h[i];
+        }
+        werk_op_rmsnorm_fwd(h, x, L->ffn_norm, 1, D, m->eps);
+        linear1(d, a, h, &L->w_gate, il, WERK_LORA_GATE);
+        linear1(d, d->u, h, &L->w_up, il, WERK_LORA_UP);
+        werk_op_glu_fwd(a, a, d->u, F, m->act);
+        linear1(d, h, a, &L->w_down, il, WERK_LORA_DOWN);
+        if (L->post_ffn_norm) {
+            werk_op_rmsnorm_fwd(h, h, L->post_ffn_norm, 1, D, m->eps);
+        }
+        for (int64_t i = 0; i < D; i++) {
+            x[i] += h[i];
+        }
+    }
+    d->kv.n_past = p + 1;
+    werk_op_rmsnorm_fwd(x, x, m->out_norm, 1, D, m->eps);
+    qmatvec(d, logits, x, &m->output);
+    return WERK_OK;
+}
