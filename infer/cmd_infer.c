@@ -35,12 +35,6 @@ static void usage(FILE *f) {
                "  --lora DIR          PEFT LoRA adapter dir, applied unmerged (repeatable)\n");
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static bool parse_num(const char *s, double lo, double hi, double *out) {
     char  *end = NULL;
     double v   = strtod(s, &end);
@@ -214,11 +208,11 @@ int werk_cmd_infer(int argc, char **argv) {
     for (int64_t i = 0; i < n_ids; i++) {
         werk_sampler_accept(smp, ids[i]);
     }
-    double t0 = now_s();
+    double t0 = werk_time_s();
     if (werk_decoder_prefill(dec, ids, n_ids, logits, &err)) {
         goto fail;
     }
-    double  t1    = now_s();
+    double  t1    = werk_time_s();
     int64_t n_out = 0;
     char    piece[256];
     for (; n_out < n_gen; n_out++) {
@@ -238,7 +232,7 @@ int werk_cmd_infer(int argc, char **argv) {
             goto fail;
         }
     }
-    double t2 = now_s();
+    double t2 = werk_time_s();
     fputc('\n', stdout);
     fflush(stdout);
     int64_t n_steps = n_out < n_gen ? n_out : (n_out > 0 ? n_out - 1 : 0);
