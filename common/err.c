@@ -19,6 +19,12 @@ werk_status werk_err_set(werk_err *err, werk_status code, const char *file, int 
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
         va_end(ap);
+        // Messages quote names from hostile files: keep every error one printable line.
+        for (char *c = err->msg; *c; c++) {
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+                *c = '?';
+            }
+        }
     }
     return code;
 }

@@ -149,6 +149,9 @@ static void test_errors(void) {
     WT_CHECK(strcmp(err.msg, "convert x: f.gguf: bad 7") == 0, "prefix: %s", err.msg);
     WT_CHECK(err.line > 0 && strstr(err.file, "test_common.c"), "file:line recorded");
     WT_CHECK(WERK_FAIL(NULL, WERK_E_IO, "ignored") == WERK_E_IO, "NULL err allowed");
+    WERK_FAIL(&err, WERK_E_FORMAT, "tensor '%s': bad", "a\nb\r\x1b[31m");
+    WT_CHECK(strchr(err.msg, '\n') == NULL && strchr(err.msg, '\x1b') == NULL,
+             "control bytes from untrusted names are replaced: %s", err.msg);
     WT_CHECK(werk_status_exit_code(WERK_E_ARG) == 2 && werk_status_exit_code(WERK_E_FORMAT) == 1,
              "exit codes");
     uint64_t r;
