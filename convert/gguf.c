@@ -49,6 +49,21 @@ struct werk_gguf {
 
 static const char *gname(const werk_gguf *g) { return g->path[0] ? g->path : "(in memory)"; }
 
+/* Makes room for one more element in arr (n used of *cap, elements of elem bytes),
+ * doubling from first_cap. Returns the (possibly moved) array, or NULL on OOM, in which
+ * case arr is untouched and still owned by the caller. */
+static void *grow_array(void *arr, int64_t *cap, int64_t n, int64_t first_cap, size_t elem) {
+    if (n < *cap) {
+        return arr;
+    }
+    int64_t new_cap = *cap ? 2 * *cap : first_cap;
+    void   *p       = realloc(arr, (size_t)new_cap * elem);
+    if (p) {
+        *cap = new_cap;
+    }
+    return p;
+}
+
 // ---- value types ----------------------------------------------------------------------------
 
 size_t werk_gguf_type_size(werk_gguf_type t) {
@@ -529,15 +544,11 @@ werk_status werk_gguf_set(werk_gguf *g, const char *key, const werk_gguf_value *
         g->kvs[i]->value = copy; // old value stays in the arena until g is freed
         return WERK_OK;
     }
-    if (g->n_kv == g->cap_kv) {
-        int64_t        cap = g->cap_kv ? 2 * g->cap_kv : 32;
-        werk_gguf_kv **p   = realloc(g->kvs, (size_t)cap * sizeof(*p));
-        if (!p) {
-            return WERK_FAIL(err, WERK_E_OOM, "%s: out of memory", gname(g));
-        }
-        g->kvs    = p;
-        g->cap_kv = cap;
+    werk_gguf_kv **kvs = grow_array(g->kvs, &g->cap_kv, g->n_kv, 32, sizeof(*kvs));
+    if (!kvs) {
+        return WERK_FAIL(err, WERK_E_OOM, "%s: out of memory", gname(g));
     }
+    g->kvs = kvs;
     if (index_reserve(g, &g->kv_index, kv_name_at, g->n_kv) != WERK_OK) {
         return WERK_FAIL(err, WERK_E_OOM, "%s: out of memory", gname(g));
     }
@@ -717,15 +728,11 @@ werk_status werk_gguf_add_tensor(werk_gguf     *g,
     if (werk_gguf_find_tensor(g, name) >= 0) {
         return WERK_FAIL(err, WERK_E_FORMAT, "%s: duplicate tensor name '%s'", gname(g), name);
     }
-    if (g->n_tensors == g->cap_tensors) {
-        int64_t            cap = g->cap_tensors ? 2 * g->cap_tensors : 64;
-        werk_gguf_tensor **p   = realloc(g->tensors, (size_t)cap * sizeof(*p));
-        if (!p) {
-            return WERK_FAIL(err, WERK_E_OOM, "%s: out of memory", gname(g));
-        }
-        g->tensors     = p;
-        g->cap_tensors = cap;
+    werk_gguf_tensor **ts = grow_array(g->tensors, &g->cap_tensors, g->n_tensors, 64, sizeof(*ts));
+    if (!ts) {
+        return WERK_FAIL(err, WERK_E_OOM, "%s: out of memory", gname(g));
     }
+    g->tensors = ts;
     if (index_reserve(g, &g->tensor_index, tensor_name_at, g->n_tensors) != WERK_OK) {
         return WERK_FAIL(err, WERK_E_OOM, "%s: out of memory", gname(g));
     }
