@@ -8,6 +8,7 @@
 #include "convert/convert.h"
 #include "infer/decode.h"
 #include "infer/infer.h"
+#include "train/train.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +26,7 @@ static const werk_command COMMANDS[] = {
     {"infer", werk_cmd_infer, "generate text from a prompt or one chat turn"},
     {"eval", werk_cmd_eval, "loss, perplexity and KLD of a model over a data file"},
     {"quantize", werk_cmd_quantize, "quantize a GGUF: llama.cpp's mixes (Q4_K_M ...) or one type (--q4_k)"},
+    {"finetune", werk_cmd_finetune, "train a LoRA adapter on JSONL data (base frozen, quantized or not)"},
 };
 static const int N_COMMANDS = (int)(sizeof(COMMANDS) / sizeof(COMMANDS[0]));
 

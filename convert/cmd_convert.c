@@ -1,13 +1,22 @@
 /* convert/cmd_convert.c - the `werk convert` command: parse arguments, open, write
  *
  *   werk convert IN OUT [--type f32|f16|bf16|q8_0] [--to gguf|hf] [--vocab tok.bin]
+ *                [--lora ADAPTER | --lora-scaled ADAPTER S]...
+ *   werk convert ADAPTER OUT --base BASE.gguf [--to gguf|hf]
  *
  * IN: HF dir | .safetensors (config.json beside it) | .gguf | llama2.c .bin.
  * OUT: a .gguf file (default) or an HF dir (--to hf, or OUT without .gguf that is a folder
  * or ends in '/'). Without --type, float tensors keep their type and quantized tensors
- * are kept as they are for GGUF output (f32 for HF output).
+ * are kept as they are for GGUF output (f32 for HF output). --lora merges adapters (PEFT
+ * dirs or llama.cpp LoRA GGUFs) into a GGUF base: W' = W + scale B A (infer/lora_merge.c;
+ * merged tensors keep f32/f16/bf16, quantized ones become f16 unless --type says).
+ * With --base, IN is a LoRA adapter (PEFT dir or LoRA GGUF) for BASE and is rewritten as
+ * a llama.cpp LoRA GGUF, or a PEFT dir with --to hf (infer/lora_convert.c).
  */
 #include "convert/convert.h"
+#include "infer/infer.h"
+
+#include <stdlib.h>
 
 #include <string.h>
 #include <sys/stat.h>
@@ -19,7 +28,11 @@ static void usage(FILE *f) {
                "  OUT   .gguf file, or an HF dir with --to hf\n"
                "  --type T     store every 2-D weight as T (1-D tensors: f32)\n"
                "  --to FMT     gguf (default) or hf (config.json + safetensors + tokenizer files)\n"
-               "  --vocab F    llama2.c tokenizer .bin for a llama2.c checkpoint\n");
+               "  --vocab F    llama2.c tokenizer .bin for a llama2.c checkpoint\n"
+               "  --lora A     merge a LoRA adapter (PEFT dir or LoRA .gguf) into a .gguf IN (repeatable)\n"
+               "  --lora-scaled A S  the same with the adapter's update scaled by S\n"
+               "  --base B     IN is a LoRA adapter for the model B.gguf: write it as a LoRA .gguf\n"
+               "               (or a PEFT dir with --to hf)\n");
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -72,7 +85,10 @@ static werk_status retype_for_gguf(werk_gguf *g, werk_dtype type, werk_err *err)
 }
 
 int werk_cmd_convert(int argc, char **argv) {
-    const char *in = NULL, *out = NULL, *type_name = NULL, *to = NULL, *vocab = NULL;
+    const char *in = NULL, *out = NULL, *type_name = NULL, *to = NULL, *vocab = NULL, *loras[16];
+    const char *base = NULL;
+    float       lora_scales[16];
+    int         n_loras = 0;
     werk_err    err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -80,7 +96,27 @@ int werk_cmd_convert(int argc, char **argv) {
             usage(stdout);
             return 0;
         }
-        if (strcmp(a, "--type") == 0 || strcmp(a, "--to") == 0 || strcmp(a, "--vocab") == 0) {
+        if (strcmp(a, "--lora") == 0 || strcmp(a, "--lora-scaled") == 0) {
+            bool  scaled = strcmp(a, "--lora-scaled") == 0;
+            bool  ok     = i + 1 + scaled < argc && n_loras < 16;
+            float sc     = 1.0f;
+            if (ok && scaled) {
+                char *end = NULL;
+                sc        = strtof(argv[i + 2], &end);
+                ok        = *argv[i + 2] && !*end && sc > -1e6f && sc < 1e6f;
+            }
+            if (!ok) {
+                WERK_FAIL(&err, WERK_E_ARG, "convert: %s needs %s (at most 16 adapters)", a,
+                          scaled ? "an adapter and a scale" : "an adapter");
+                return werk_err_report(&err);
+            }
+            lora_scales[n_loras] = sc;
+            loras[n_loras++]     = argv[i + 1];
+            i += 1 + scaled;
+            continue;
+        }
+        if (strcmp(a, "--type") == 0 || strcmp(a, "--to") == 0 || strcmp(a, "--vocab") == 0 ||
+            strcmp(a, "--base") == 0) {
             if (i + 1 >= argc) {
                 WERK_FAIL(&err, WERK_E_ARG, "convert: %s needs a value", a);
                 return werk_err_report(&err);
@@ -90,6 +126,8 @@ int werk_cmd_convert(int argc, char **argv) {
                 type_name = v;
             } else if (strcmp(a, "--to") == 0) {
                 to = v;
+            } else if (strcmp(a, "--base") == 0) {
+                base = v;
             } else {
                 vocab = v;
             }
@@ -134,7 +172,26 @@ int werk_cmd_convert(int argc, char **argv) {
     }
 
     werk_gguf  *g = NULL;
+    if (base) {
+        if (n_loras || has_type || vocab) {
+            WERK_FAIL(&err, WERK_E_ARG, "convert: --base (an adapter) takes no --lora/--type/--vocab");
+            return werk_err_report(&err);
+        }
+        werk_status bs = werk_gguf_read(base, &g, &err);
+        if (bs == WERK_OK) {
+            bs = werk_lora_convert(in, g, out, to_hf, base, &err);
+        }
+        werk_gguf_free(g);
+        if (bs != WERK_OK) {
+            return werk_err_report(&err);
+        }
+        fprintf(stderr, "werk: wrote %s\n", out);
+        return 0;
+    }
     werk_status s = werk_convert_open(in, vocab, &g, &err);
+    if (s == WERK_OK && n_loras > 0) {
+        s = werk_lora_merge_files(g, loras, lora_scales, n_loras, &err);
+    }
     if (s == WERK_OK) {
         if (to_hf) {
             if (has_type && type == WERK_DTYPE_Q8_0) {

@@ -3,10 +3,15 @@
  * Reads a file as a byte stream (plain, or zstd-decompressed with a bounded window), cuts
  * it into lines no longer than the caller's bound, checks each is UTF-8, parses it with
  * werk_json_parse and converts the record (formats in datasets.h) to ids and labels.
- * Errors name "file:line".
+ * {"messages"} records are rendered by infer/chat.c (werk_chat_render_msgs), the one chat
+ * renderer werk has: its markup is tokenized with special tokens parsed, message contents
+ * never are. Errors name "file:line"; with skip_bad_lines a bad line (WERK_E_FORMAT:
+ * bad UTF-8 or JSON, missing or wrong fields, unknown role, over-long line) is counted and
+ * skipped instead.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "datasets/datasets.h"
+#include "infer/decode.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -33,7 +38,12 @@ struct werk_jsonl {
     size_t          line_cap, max_line;
     int64_t         lineno;
     int64_t         n_records;
+    int64_t         n_bad;
+    bool            train_on_inputs, skip_bad_lines;
+    bool            line_too_long; // the last read_line failure was an over-long line
+    bool            chat_given;    // a chat template was set (else the vocab's turn tokens decide)
     werk_chat_style chat;
+    char           *chat_system; // chatml template's default system prompt, or NULL
 };
 
 static werk_status fill(werk_jsonl *r, werk_err *err) {
@@ -136,6 +146,7 @@ void werk_datasets_close_jsonl(werk_jsonl *r) {
     free(r->buf);
     free(r->line);
     free(r->path);
+    free(r->chat_system);
     free(r);
 }
 
@@ -145,10 +156,12 @@ void werk_datasets_free_record(werk_record *rec) {
     memset(rec, 0, sizeof(*rec));
 }
 
-/* Reads one line (without its '\n', a trailing '\r' dropped) into r->line. *got = false at EOF. */
+/* Reads one line (without its '\n', a trailing '\r' dropped) into r->line. *got = false at EOF.
+ * A line longer than max_line is read to its end (so the next line can follow) and fails. */
 static werk_status read_line(werk_jsonl *r, size_t *n_out, bool *got, werk_err *err) {
-    size_t n = 0;
-    *got     = false;
+    size_t n        = 0;
+    bool   too_long = false;
+    *got            = false;
     for (;;) {
         if (r->pos == r->len) {
             if (r->eof) {
@@ -165,9 +178,13 @@ static werk_status read_line(werk_jsonl *r, size_t *n_out, bool *got, werk_err *
         size_t      av = r->len - r->pos;
         const char *nl = memchr(s, '\n', av);
         size_t      k  = nl ? (size_t)(nl - s) : av;
-        if (k > r->max_line - n) {
-            return WERK_FAIL(err, WERK_E_FORMAT, "%s:%lld: line longer than %zu bytes", r->path,
-                             (long long)(r->lineno + 1), r->max_line);
+        if (too_long || k > r->max_line - n) {
+            too_long = true;
+            r->pos += nl ? k + 1 : k;
+            if (nl) {
+                break;
+            }
+            continue;
         }
         if (n + k + 1 > r->line_cap) {
             size_t cap = r->line_cap;
@@ -191,6 +208,11 @@ static werk_status read_line(werk_jsonl *r, size_t *n_out, bool *got, werk_err *
     }
     if (*got) {
         r->lineno++;
+    }
+    if (too_long) {
+        r->line_too_long = true;
+        return WERK_FAIL(err, WERK_E_FORMAT, "%s:%lld: line longer than %zu bytes", r->path,
+                         (long long)r->lineno, r->max_line);
     }
     if (n && r->line[n - 1] == '\r') {
         n--;
@@ -324,32 +346,63 @@ static werk_status encode_into(const werk_jsonl     *r,
     return st;
 }
 
-static werk_status enc_str(const werk_jsonl     *r,
-                           const werk_tokenizer *tok,
-                           const char           *text,
-                           bool                  bos,
-                           bool                  special,
-                           bool                  scored,
-                           werk_record          *rec,
-                           werk_err             *err) {
-    if (!tok) {
-        return WERK_FAIL(err, WERK_E_ARG, "%s:%lld: chat records need a tokenizer", r->path,
-                         (long long)r->lineno);
+/* Collects the rendered conversation, encoding runs of pieces of the same kind (markup or
+ * content, scored or not) in one go so that tokens never split where the text does not. */
+typedef struct chat_sink {
+    const werk_jsonl     *r;
+    const werk_tokenizer *tok;
+    werk_record          *rec;
+    werk_strbuf           run;
+    bool                  markup, scored, bos;
+} chat_sink;
+
+static werk_status flush_run(chat_sink *c, werk_err *err) {
+    if (c->run.oom) {
+        return WERK_FAIL(err, WERK_E_OOM, "%s: out of memory", c->r->path);
+    }
+    if (!c->run.n && !c->bos) {
+        return WERK_OK;
     }
     int32_t    *ids = NULL;
     int64_t     n   = 0;
-    werk_status st  = werk_tokenizer_encode(tok, text, strlen(text), bos, special, &ids, &n, err);
+    werk_status st =
+        werk_tokenizer_encode(c->tok, c->run.p ? c->run.p : "", c->run.n, c->bos, c->markup, &ids, &n, err);
     if (!st) {
-        st = append(rec, ids, n, scored, err);
+        st = append(c->rec, ids, n, c->scored, err);
     }
     free(ids);
+    c->bos = false;
+    werk_strbuf_free(&c->run);
     return st;
 }
 
+static werk_status chat_emit(void *ctx, const char *s, bool markup, bool assistant, werk_err *err) {
+    chat_sink *c      = ctx;
+    bool       scored = assistant || c->r->train_on_inputs;
+    if (!*s) {
+        return WERK_OK;
+    }
+    if (c->run.n && (markup != c->markup || scored != c->scored)) {
+        werk_status st = flush_run(c, err);
+        if (st) {
+            return st;
+        }
+    }
+    c->markup = markup;
+    c->scored = scored;
+    werk_strbuf_puts(&c->run, s);
+    return WERK_OK;
+}
+
 /* {"messages": [{"role", "content"}...]} rendered in the model's chat style; the loss is on
- * each assistant turn's content and its end-of-turn marker only. */
+ * each assistant turn's content and its end-of-turn marker only (everything with
+ * train_on_inputs). */
 static werk_status convert_messages(
-    const werk_jsonl *r, const cJSON *msg, const werk_tokenizer *tok, werk_record *rec, werk_err *err) {
+    werk_jsonl *r, const cJSON *msg, const werk_tokenizer *tok, werk_record *rec, werk_err *err) {
+    if (r->chat == WERK_CHAT_NONE && !r->chat_given) {
+        werk_err ignore = {0};
+        (void)werk_chat_style_of(NULL, tok, &r->chat, &r->chat_system, &ignore);
+    }
     if (r->chat == WERK_CHAT_NONE) {
         return WERK_FAIL(
             err, WERK_E_UNSUPPORTED,
@@ -357,104 +410,72 @@ static werk_status convert_messages(
             "style, and the model has none of these",
             r->path, (long long)r->lineno);
     }
+    if (!tok) {
+        return WERK_FAIL(err, WERK_E_ARG, "%s:%lld: chat records need a tokenizer", r->path,
+                         (long long)r->lineno);
+    }
     if (!cJSON_IsArray(msg) || !msg->child) {
         return WERK_FAIL(err, WERK_E_FORMAT, "%s:%lld: \"messages\" must be a non-empty array", r->path,
                          (long long)r->lineno);
     }
-    const char *system = NULL;
-    bool        first  = true;
-    int64_t     i      = 0;
+    int64_t        n    = cJSON_GetArraySize(msg);
+    werk_chat_msg *msgs = malloc((size_t)n * sizeof(*msgs));
+    if (!msgs) {
+        return WERK_FAIL(err, WERK_E_OOM, "%s: out of memory", r->path);
+    }
+    int64_t i = 0;
     for (const cJSON *m = msg->child; m; m = m->next, i++) {
         const cJSON *role = cJSON_IsObject(m) ? cJSON_GetObjectItemCaseSensitive(m, "role") : NULL;
         const cJSON *cont = cJSON_IsObject(m) ? cJSON_GetObjectItemCaseSensitive(m, "content") : NULL;
         if (!cJSON_IsString(role) || !cJSON_IsString(cont)) {
+            free(msgs);
             return WERK_FAIL(err, WERK_E_FORMAT,
                              "%s:%lld: messages[%lld] needs string \"role\" and \"content\"", r->path,
                              (long long)r->lineno, (long long)i);
         }
-        const char *ro = role->valuestring;
-        bool        as = strcmp(ro, "assistant") == 0;
-        if (!as && strcmp(ro, "user") && strcmp(ro, "system")) {
-            return WERK_FAIL(err, WERK_E_FORMAT, "%s:%lld: messages[%lld]: unknown role '%.32s'", r->path,
-                             (long long)r->lineno, (long long)i, ro);
+        if (!werk_chat_role_parse(role->valuestring, &msgs[i].role)) {
+            free(msgs);
+            return WERK_FAIL(err, WERK_E_FORMAT,
+                             "%s:%lld: messages[%lld]: unknown role '%.32s' (system, user, assistant)",
+                             r->path, (long long)r->lineno, (long long)i, role->valuestring);
         }
-        werk_status st   = WERK_OK;
-        werk_strbuf head = {0};
-        const char *end  = "";
-        if (r->chat == WERK_CHAT_GEMMA) {
-            // gemma folds the system prompt into the first user turn
-            if (strcmp(ro, "system") == 0) {
-                if (!first || system) {
-                    return WERK_FAIL(err, WERK_E_FORMAT,
-                                     "%s:%lld: messages[%lld]: gemma allows one leading system "
-                                     "message",
-                                     r->path, (long long)r->lineno, (long long)i);
-                }
-                system = cont->valuestring;
-                continue;
-            }
-            werk_strbuf_puts(&head, "<start_of_turn>");
-            werk_strbuf_puts(&head, as ? "model" : "user");
-            werk_strbuf_puts(&head, "\n");
-            if (system && !as) {
-                werk_strbuf_puts(&head, system);
-                werk_strbuf_puts(&head, "\n\n");
-                system = NULL;
-            }
-            end = "<end_of_turn>";
-        } else if (r->chat == WERK_CHAT_CHATML) {
-            werk_strbuf_puts(&head, "<|im_start|>");
-            werk_strbuf_puts(&head, ro);
-            werk_strbuf_puts(&head, "\n");
-            end = "<|im_end|>";
-        } else {
-            werk_strbuf_puts(&head, "<|start_header_id|>");
-            werk_strbuf_puts(&head, ro);
-            werk_strbuf_puts(&head, "<|end_header_id|>\n\n");
-            end = "<|eot_id|>";
-        }
-        if (head.oom) {
-            werk_strbuf_free(&head);
-            return WERK_FAIL(err, WERK_E_OOM, "%s: out of memory", r->path);
-        }
-        // the structure is parsed for special tokens, the content never is
-        st = enc_str(r, tok, head.p, first && r->chat != WERK_CHAT_CHATML, true, false, rec, err);
-        werk_strbuf_free(&head);
-        first = false;
-        if (!st) {
-            st = enc_str(r, tok, cont->valuestring, false, false, as, rec, err);
-        }
-        if (!st) {
-            st = enc_str(r, tok, end, false, true, as, rec, err);
-        }
-        if (!st && r->chat != WERK_CHAT_LLAMA3) {
-            st = enc_str(r, tok, "\n", false, false, false, rec, err);
-        }
-        if (st) {
-            return st;
-        }
+        msgs[i].content = cont->valuestring;
     }
-    if (system) {
-        return WERK_FAIL(err, WERK_E_FORMAT, "%s:%lld: a system message without a user turn", r->path,
-                         (long long)r->lineno);
+    chat_sink   c  = {.r = r, .tok = tok, .rec = rec, .bos = r->chat != WERK_CHAT_CHATML};
+    werk_err    e2 = {0};
+    werk_status st = werk_chat_render_msgs(r->chat, r->chat_system, msgs, n, false, chat_emit, &c, &e2);
+    if (!st) {
+        st = flush_run(&c, &e2);
     }
+    werk_strbuf_free(&c.run);
+    free(msgs);
+    if (st) {
+        return WERK_FAIL(err, st, "%s:%lld: %s", r->path, (long long)r->lineno, e2.msg);
+    }
+    rec->chat = true;
     return WERK_OK;
 }
 
 werk_status werk_datasets_set_chat_template(werk_jsonl *r, const char *chat_template) {
-    r->chat = WERK_CHAT_NONE;
+    free(r->chat_system);
+    r->chat_system = NULL;
+    r->chat        = WERK_CHAT_NONE;
+    r->chat_given  = chat_template != NULL;
     if (!chat_template) {
-    } else if (strstr(chat_template, "<start_of_turn>")) {
-        r->chat = WERK_CHAT_GEMMA;
-    } else if (strstr(chat_template, "<|im_start|>")) {
-        r->chat = WERK_CHAT_CHATML;
-    } else if (strstr(chat_template, "<|start_header_id|>")) {
-        r->chat = WERK_CHAT_LLAMA3;
+        return WERK_E_UNSUPPORTED;
     }
-    return r->chat == WERK_CHAT_NONE ? WERK_E_UNSUPPORTED : WERK_OK;
+    werk_err ignore = {0};
+    return werk_chat_style_of(chat_template, NULL, &r->chat, &r->chat_system, &ignore);
 }
 
-static werk_status convert_record(const werk_jsonl     *r,
+void werk_datasets_set_options(werk_jsonl *r, bool train_on_inputs, bool skip_bad_lines) {
+    r->train_on_inputs = train_on_inputs;
+    r->skip_bad_lines  = skip_bad_lines;
+}
+
+int64_t werk_datasets_n_bad_lines(const werk_jsonl *r) { return r->n_bad; }
+
+static werk_status convert_record(werk_jsonl           *r,
                                   const cJSON          *o,
                                   const werk_tokenizer *tok,
                                   int64_t               n_vocab,
@@ -496,6 +517,7 @@ static werk_status convert_record(const werk_jsonl     *r,
                 memcpy(rec->labels, rec->ids, (size_t)n * sizeof(int32_t));
             }
         }
+        rec->pretokenized = true;
         return WERK_OK;
     }
     if (txt) {
@@ -507,7 +529,7 @@ static werk_status convert_record(const werk_jsonl     *r,
                              "%s:%lld: a prompt record needs both \"prompt\" and \"completion\"", r->path,
                              (long long)r->lineno);
         }
-        werk_status st = encode_into(r, tok, pr, "prompt", true, false, rec, err);
+        werk_status st = encode_into(r, tok, pr, "prompt", true, r->train_on_inputs, rec, err);
         return st ? st : encode_into(r, tok, co, "completion", false, true, rec, err);
     }
     if (msg) {
@@ -519,6 +541,27 @@ static werk_status convert_record(const werk_jsonl     *r,
         r->path, (long long)r->lineno);
 }
 
+/* One non-blank line -> rec. */
+static werk_status parse_line(
+    werk_jsonl *r, size_t n, const werk_tokenizer *tok, int64_t n_vocab, werk_record *rec, werk_err *err) {
+    size_t bad = utf8_bad_at((const unsigned char *)r->line, n);
+    if (bad < n) {
+        return WERK_FAIL(err, WERK_E_FORMAT, "%s:%lld: invalid UTF-8 at byte %zu", r->path,
+                         (long long)r->lineno, bad);
+    }
+    char what[64];
+    snprintf(what, sizeof(what), "line %lld", (long long)r->lineno);
+    cJSON   *o    = NULL;
+    werk_err jerr = {0};
+    if (werk_json_parse(r->line, n, 64, what, &o, &jerr)) {
+        return WERK_FAIL(err, WERK_E_FORMAT, "%s:%lld: bad JSON (%s)", r->path, (long long)r->lineno,
+                         jerr.msg);
+    }
+    werk_status st = convert_record(r, o, tok, n_vocab, rec, err);
+    cJSON_Delete(o);
+    return st;
+}
+
 werk_status werk_datasets_next_record(
     werk_jsonl *r, const werk_tokenizer *tok, int64_t n_vocab, werk_record *rec, bool *eof, werk_err *err) {
     werk_datasets_free_record(rec);
@@ -528,9 +571,18 @@ werk_status werk_datasets_next_record(
         bool        got = false;
         werk_status st  = read_line(r, &n, &got, err);
         if (st) {
+            if (st == WERK_E_FORMAT && r->line_too_long && r->skip_bad_lines) {
+                r->line_too_long = false;
+                r->n_bad++;
+                continue;
+            }
             return st;
         }
         if (!got) {
+            if (r->n_records == 0 && r->n_bad > 0) {
+                return WERK_FAIL(err, WERK_E_FORMAT, "%s: no usable records (%lld bad lines skipped)",
+                                 r->path, (long long)r->n_bad);
+            }
             if (r->n_records == 0) {
                 return WERK_FAIL(err, WERK_E_FORMAT, "%s:%lld: no records (empty file)", r->path,
                                  (long long)(r->lineno ? r->lineno : 1));
@@ -545,23 +597,13 @@ werk_status werk_datasets_next_record(
         if (j == n) {
             continue; // blank line
         }
-        size_t bad = utf8_bad_at((const unsigned char *)r->line, n);
-        if (bad < n) {
-            return WERK_FAIL(err, WERK_E_FORMAT, "%s:%lld: invalid UTF-8 at byte %zu", r->path,
-                             (long long)r->lineno, bad);
-        }
-        char what[64];
-        snprintf(what, sizeof(what), "line %lld", (long long)r->lineno);
-        cJSON   *o    = NULL;
-        werk_err jerr = {0};
-        if (werk_json_parse(r->line, n, 64, what, &o, &jerr)) {
-            return WERK_FAIL(err, WERK_E_FORMAT, "%s:%lld: bad JSON (%s)", r->path, (long long)r->lineno,
-                             jerr.msg);
-        }
-        st = convert_record(r, o, tok, n_vocab, rec, err);
-        cJSON_Delete(o);
+        st = parse_line(r, n, tok, n_vocab, rec, err);
         if (st) {
             werk_datasets_free_record(rec);
+            if (st == WERK_E_FORMAT && r->skip_bad_lines) {
+                r->n_bad++;
+                continue;
+            }
             return st;
         }
         rec->line = r->lineno;

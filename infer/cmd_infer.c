@@ -1,6 +1,7 @@
 /* infer/cmd_infer.c - `werk infer`: generate text from a prompt or one chat turn
  *
- * werk infer --model M.gguf [--lora DIR]... (--prompt TEXT | --chat TEXT) [-n N] [--temp T]
+ * werk infer --model M.gguf [--lora PATH | --lora-scaled PATH S]... (--prompt TEXT | --chat TEXT)
+ *            [-n N] [--temp T]
  *            [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--threads N]
  * Prefills the prompt (BOS per tokenizer.ggml.add_bos_token, default on for SentencePiece
  * vocabs), then decodes up to N tokens (default 128), writing each token's text to stdout
@@ -23,7 +24,7 @@
 #define MAX_STOP 8
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: werk infer --model M.gguf [--lora DIR]... (--prompt TEXT | --chat TEXT) [options]\n"
+    fprintf(f, "usage: werk infer --model M.gguf [--lora PATH]... (--prompt TEXT | --chat TEXT) [options]\n"
                "  -n N                tokens to generate (default 128)\n"
                "  --temp T            temperature (default 0: greedy)\n"
                "  --top-k K           keep the K most likely tokens (0: off)\n"
@@ -32,7 +33,9 @@ static void usage(FILE *f) {
                "  --repeat-penalty R  penalise the last 64 tokens (1: off)\n"
                "  --seed S            sampling seed (default 0)\n"
                "  --threads N         OpenMP threads\n"
-               "  --lora DIR          PEFT LoRA adapter dir, applied unmerged (repeatable)\n");
+               "  --lora PATH         LoRA adapter (PEFT dir or llama.cpp LoRA .gguf), applied unmerged\n"
+               "                      (repeatable)\n"
+               "  --lora-scaled PATH S  the same with the adapter's update scaled by S\n");
 }
 
 static bool parse_num(const char *s, double lo, double hi, double *out) {
@@ -57,6 +60,7 @@ static int32_t single_id(const werk_tokenizer *tok, const char *s) {
 
 int werk_cmd_infer(int argc, char **argv) {
     const char         *model = NULL, *prompt = NULL, *chat = NULL, *lora_dirs[MAX_LORAS];
+    float               lora_scales[MAX_LORAS];
     int                 n_lora_dirs = 0, threads = 0;
     int64_t             n_gen = 128;
     werk_sampler_params sp    = werk_sampler_default_params();
@@ -66,6 +70,18 @@ int werk_cmd_infer(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--lora-scaled")) {
+            double s = 0;
+            if (i + 2 >= argc || n_lora_dirs >= MAX_LORAS || !parse_num(argv[i + 2], -1e6, 1e6, &s)) {
+                WERK_FAIL(&err, WERK_E_ARG, "infer: --lora-scaled needs PATH S (%d adapters at most)",
+                          MAX_LORAS);
+                return werk_err_report(&err);
+            }
+            lora_scales[n_lora_dirs]  = (float)s;
+            lora_dirs[n_lora_dirs++] = argv[i + 1];
+            i += 2;
+            continue;
         }
         if (i + 1 >= argc) {
             WERK_FAIL(&err, WERK_E_ARG, "infer: '%s' needs a value or is unknown (see 'werk infer --help')",
@@ -84,6 +100,7 @@ int werk_cmd_infer(int argc, char **argv) {
         } else if (!strcmp(a, "--lora")) {
             ok = n_lora_dirs < MAX_LORAS;
             if (ok) {
+                lora_scales[n_lora_dirs]  = 1.0f;
                 lora_dirs[n_lora_dirs++] = v;
             }
         } else if (!strcmp(a, "-n")) {
@@ -151,7 +168,7 @@ int werk_cmd_infer(int argc, char **argv) {
         goto fail;
     }
     for (int i = 0; i < n_lora_dirs; i++) {
-        if (werk_lora_load_peft(lora_dirs[i], m, 1.0f, &loras[i], &err)) {
+        if (werk_lora_load(lora_dirs[i], m, lora_scales[i], &loras[i], &err)) {
             goto fail;
         }
     }

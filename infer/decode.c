@@ -1,8 +1,10 @@
 /* infer/decode.c - incremental forward of one sequence: prompt prefill and single-token decode
  *
  * Same math as forward.c (see there), split in two paths sharing the KV cache:
- *   prefill: n tokens at positions 0..n-1 through the reference ops (OpenBLAS on
- *            dequantized tiles, werk_op_attention_fwd), keys/values copied into the cache;
+ *   prefill: n tokens at positions 0..n-1 through the batched ops (OpenBLAS on
+ *            dequantized tiles, f32 weights in place), attention blocked over queries
+ *            with sgemm (prefill_attention), keys/values copied into the cache, the LM
+ *            head for the last token only (one matvec, as a step);
  *   step:    one token at position n_past; every projection is a quantized matvec: the
  *            activation row is quantized once to the weight type's vec_dot_type
  *            (quantize_act), then one vec_dot per weight row, rows split over OpenMP
@@ -22,6 +24,7 @@
 #include "infer/decode.h"
 #include "infer/model_int.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +189,48 @@ void werk_decoder_free(werk_decoder *d) {
     free(d);
 }
 
+enum { ATT_QBLOCK = 128 }; // prompt queries per attention block
+
+/* Causal attention of the prompt (positions 0..T-1; window > 0: i sees i - window < j <= i)
+ * through sgemm: per head and block of ATT_QBLOCK queries, the scores against every key
+ * the block can see (s [ATT_QBLOCK, T]), masked, a softmax per row (float exponentials,
+ * double sum; rows over OpenMP threads, one thread per row), then out = p v. Same math as
+ * werk_op_attention_fwd (which sums in double: they differ by float rounding, ~1e-6). */
+static void prefill_attention(float *out, const float *q, const float *k, const float *v, int64_t T,
+                              const werk_model *m, int64_t window, float *s) {
+    int64_t hd = m->head_dim, qd = m->n_head * hd, kd = m->n_head_kv * hd, group = m->n_head / m->n_head_kv;
+    for (int64_t h = 0; h < m->n_head; h++) {
+        int64_t kh = h / group;
+        for (int64_t i0 = 0; i0 < T; i0 += ATT_QBLOCK) {
+            int64_t i1 = i0 + ATT_QBLOCK < T ? i0 + ATT_QBLOCK : T, nq = i1 - i0;
+            int64_t j0 = window > 0 && i0 - window + 1 > 0 ? i0 - window + 1 : 0, nj = i1 - j0;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nj, (int)hd, m->attn_scale,
+                        q + i0 * qd + h * hd, (int)qd, k + j0 * kd + kh * hd, (int)kd, 0.0f, s, (int)nj);
+#pragma omp parallel for schedule(static)
+            for (int64_t r = 0; r < nq; r++) {
+                int64_t i = i0 + r, lo = window > 0 && i - window + 1 > j0 ? i - window + 1 - j0 : 0;
+                int64_t hi = i - j0; // last visible column
+                float  *sr = s + r * nj;
+                float   mx = sr[lo];
+                for (int64_t c = lo + 1; c <= hi; c++) {
+                    mx = sr[c] > mx ? sr[c] : mx;
+                }
+                double sum = 0;
+                for (int64_t c = lo; c <= hi; c++) {
+                    sr[c] = expf(sr[c] - mx);
+                    sum += sr[c];
+                }
+                float inv = (float)(1.0 / sum);
+                for (int64_t c = 0; c < nj; c++) {
+                    sr[c] = c >= lo && c <= hi ? sr[c] * inv : 0.0f;
+                }
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)hd, (int)nj, 1.0f, s, (int)nj,
+                        v + j0 * kd + kh * hd, (int)kd, 0.0f, out + i0 * qd + h * hd, (int)qd);
+        }
+    }
+}
+
 /* Prefill: forward.c's loop over n tokens with cache writes (batch of one sequence). */
 werk_status
 werk_decoder_prefill(werk_decoder *d, const int32_t *tokens, int64_t n, float *logits, werk_err *err) {
@@ -221,8 +266,9 @@ werk_decoder_prefill(werk_decoder *d, const int32_t *tokens, int64_t n, float *l
     float      *s   = malloc((size_t)scr_n * sizeof(float));
     float      *tmp = malloc((size_t)(n * max_r) * sizeof(float));
     int32_t    *pos = malloc((size_t)n * sizeof(int32_t));
+    float      *att = malloc((size_t)(ATT_QBLOCK * n) * sizeof(float));
     werk_status st  = WERK_OK;
-    if (!x || !h || !q || !k || !v || !a || !u || !s || !tmp || !pos) {
+    if (!x || !h || !q || !k || !v || !a || !u || !s || !tmp || !pos || !att) {
         st = WERK_FAIL(err, WERK_E_OOM, "decoder: out of memory for a prompt of %lld tokens", (long long)n);
         goto done;
     }
@@ -270,8 +316,7 @@ werk_decoder_prefill(werk_decoder *d, const int32_t *tokens, int64_t n, float *l
         werk_op_rope_fwd(k, n, m->n_head_kv, hd, m->n_rot, pos, L->rope_base, m->rope_style);
         memcpy(werk_kv_cache_k(&d->kv, il, 0), k, (size_t)(n * kd) * sizeof(float));
         memcpy(werk_kv_cache_v(&d->kv, il, 0), v, (size_t)(n * kd) * sizeof(float));
-        werk_op_attention_fwd(a, q, k, v, n, m->n_head, m->n_head_kv, hd, m->attn_scale,
-                              L->sliding ? m->window : 0);
+        prefill_attention(a, q, k, v, n, m, L->sliding ? m->window : 0, att);
         LIN(h, a, &L->wo, WERK_LORA_O);
         if (L->post_attn_norm) {
             werk_op_rmsnorm_fwd(h, h, L->post_attn_norm, n, D, m->eps);
@@ -296,7 +341,7 @@ werk_decoder_prefill(werk_decoder *d, const int32_t *tokens, int64_t n, float *l
     if (logits) {
         float *last = x + (n - 1) * D;
         werk_op_rmsnorm_fwd(last, last, m->out_norm, 1, D, m->eps);
-        werk_op_matmul_fwd(logits, last, 1, &m->output, s);
+        qmatvec(d, logits, last, &m->output); // one row: the dot kernels, not a dequantized head
     }
 done:
     free(x);
@@ -309,6 +354,7 @@ done:
     free(s);
     free(tmp);
     free(pos);
+    free(att);
     return st;
 }
 

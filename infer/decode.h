@@ -5,8 +5,9 @@
  * through the quantized dot kernels (werk_qfns_get: activation quantized once per matvec,
  * vec_dot per weight row, OpenMP over rows; every output element is computed by one thread
  * in a fixed order, so any thread count gives the same bits). The sampler (infer/sample.c)
- * turns logits into a token with its own seeded PRNG; chat.c renders one user turn in the
- * model's chat template. Declared here, not in infer.h, so infer.h stays unchanged.
+ * turns logits into a token with its own seeded PRNG; chat.c renders conversations in the
+ * model's chat template (for `infer --chat` and the datasets' {"messages"} records).
+ * Declared here, not in infer.h, so infer.h stays unchanged.
  */
 #ifndef WERK_INFER_DECODE_H
 #define WERK_INFER_DECODE_H
@@ -96,17 +97,57 @@ void werk_sampler_probs(werk_sampler *s, const float *logits, float *probs);
 int32_t werk_sampler_sample(werk_sampler *s, const float *logits);
 
 // ---- chat template (infer/chat.c) --------------------------------------------------------
+// One implementation of chat rendering, used by `werk infer --chat` and by the datasets'
+// {"messages"} records.
 
-typedef enum werk_chat_style { WERK_CHAT_GEMMA, WERK_CHAT_CHATML, WERK_CHAT_LLAMA3 } werk_chat_style;
+typedef enum werk_chat_style {
+    WERK_CHAT_NONE = 0,
+    WERK_CHAT_GEMMA,
+    WERK_CHAT_CHATML,
+    WERK_CHAT_LLAMA3
+} werk_chat_style;
 
-/* Recognises the style of tokenizer.chat_template in g; a file without a template (some
- * Gemma GGUFs) is recognised by its vocab's turn tokens. WERK_E_UNSUPPORTED otherwise.
- * *system: chatml's default system prompt when the template hard-codes one (SmolLM2),
- * else NULL; malloc'd (caller frees). */
+typedef enum werk_chat_role { WERK_CHAT_SYSTEM, WERK_CHAT_USER, WERK_CHAT_ASSISTANT } werk_chat_role;
+
+typedef struct werk_chat_msg {
+    werk_chat_role role;
+    const char    *content;
+} werk_chat_msg;
+
+/* "system", "user", "assistant" (and "model", gemma's name for the assistant); false if
+ * the name is none of these. */
+bool werk_chat_role_parse(const char *name, werk_chat_role *out);
+
+/* Recognises the style of a tokenizer.chat_template text by its marker tokens; tmpl NULL:
+ * tok's turn tokens decide (a marker that encodes to one id; tok NULL ok). *system:
+ * chatml's default system prompt when the template hard-codes one (SmolLM2), else NULL;
+ * malloc'd (caller frees). WERK_E_UNSUPPORTED (with a message) when nothing is known. */
+werk_status werk_chat_style_of(
+    const char *tmpl, const werk_tokenizer *tok, werk_chat_style *out, char **system, werk_err *err);
+/* werk_chat_style_of on tokenizer.chat_template of g (errors name the file). */
 werk_status werk_chat_detect(
     const werk_gguf *g, const werk_tokenizer *tok, werk_chat_style *out, char **system, werk_err *err);
-/* One user turn (after system, if not NULL) plus the generation prompt, malloc'd (caller
- * frees). BOS is not written: the caller's encode adds it. */
+
+/* Receives the rendered conversation piece by piece: markup (template text whose special
+ * tokens are parsed) or message content (never parsed for special tokens); assistant marks
+ * an assistant turn's content and its end-of-turn marker (what supervised tuning scores). */
+typedef werk_status (*werk_chat_emit)(void *ctx, const char *s, bool markup, bool assistant, werk_err *err);
+
+/* Renders msgs[0..n) in style, then (gen_prompt) the opening of the assistant's reply.
+ * system: a default system prompt used when msgs has no system message (NULL ok). Gemma
+ * has no system role: a leading system message is prepended to the first user turn, as
+ * its template does; any other placement is WERK_E_FORMAT ("messages[i]: ..."). BOS is
+ * never emitted: the caller's encode adds it. */
+werk_status werk_chat_render_msgs(werk_chat_style      style,
+                                  const char          *system,
+                                  const werk_chat_msg *msgs,
+                                  int64_t              n,
+                                  bool                 gen_prompt,
+                                  werk_chat_emit       emit,
+                                  void                *ctx,
+                                  werk_err            *err);
+/* One user turn (after system, if not NULL) plus the generation prompt as one string,
+ * malloc'd (caller frees). */
 werk_status
 werk_chat_render(werk_chat_style style, const char *system, const char *user, char **out, werk_err *err);
 /* Names of the end-of-turn tokens of a style ("<end_of_turn>", ...), NULL-terminated. */

@@ -8,6 +8,8 @@
  * then logits = rmsnorm(x) Wout^T. LoRA adapters (werk_lora) add scale (x A^T) B^T to the
  * projection they target, unmerged. Matmuls run over all B*T tokens at once; attention per
  * sequence. Positions are 0..T-1 in every sequence. Memory: O(B*T*(n_embd + n_ff + V)).
+ * werk_forward_hidden_lora stops before the LM head (final-normed hidden states), for
+ * callers that apply the head in vocabulary chunks (eval.c: no B*T*V buffer).
  */
 #include "infer/model_int.h"
 
@@ -54,6 +56,27 @@ werk_status werk_forward(const werk_model *m, const int32_t *tokens, int64_t B, 
 
 werk_status werk_forward_lora(const werk_model *m, const werk_lora *const *loras, int n_loras, const int32_t *tokens,
                               int64_t B, int64_t T, float *logits, werk_err *err) {
+    if (B <= 0 || T <= 0 || B > (int64_t)1 << 20 || T > (int64_t)1 << 20 || B * T > (int64_t)1 << 24) {
+        return WERK_FAIL(err, WERK_E_ARG, "forward: bad batch %lld x %lld", (long long)B, (long long)T);
+    }
+    float *hidden = malloc((size_t)(B * T * m->n_embd) * sizeof(float));
+    float *s      = malloc((size_t)werk_op_matmul_scratch(&m->output) * sizeof(float));
+    if (!hidden || !s) {
+        free(hidden);
+        free(s);
+        return WERK_FAIL(err, WERK_E_OOM, "forward: out of memory for %lld tokens", (long long)(B * T));
+    }
+    werk_status st = werk_forward_hidden_lora(m, loras, n_loras, tokens, B, T, hidden, err);
+    if (!st) {
+        werk_op_matmul_fwd(logits, hidden, B * T, &m->output, s);
+    }
+    free(hidden);
+    free(s);
+    return st;
+}
+
+werk_status werk_forward_hidden_lora(const werk_model *m, const werk_lora *const *loras, int n_loras,
+                                     const int32_t *tokens, int64_t B, int64_t T, float *hidden, werk_err *err) {
     int64_t max_r = 1;
     if (n_loras > 0 && !loras) {
         return WERK_FAIL(err, WERK_E_ARG, "forward: %d adapters but no list", n_loras);
@@ -143,8 +166,7 @@ werk_status werk_forward_lora(const werk_model *m, const werk_lora *const *loras
             x[i] += h[i];
         }
     }
-    werk_op_rmsnorm_fwd(x, x, m->out_norm, N, D, m->eps);
-    werk_op_matmul_fwd(logits, x, N, &m->output, s);
+    werk_op_rmsnorm_fwd(hidden, x, m->out_norm, N, D, m->eps);
 done:
     free(x);
     free(h);

@@ -70,11 +70,63 @@ werk_status werk_lora_load_peft(const char *dir, const werk_model *m, float scal
                                 werk_err *err);
 void        werk_lora_free(werk_lora *l); // NULL ok
 
+/* Which projections an adapter targets: bit (1u << slot) for q,k,v,o,gate,up,down. */
+#define WERK_LORA_ALL_LINEAR 0x7fu
+
+/* A zero adapter for m: rank r on every projection in slot_mask, all A and B zero, scale
+ * alpha / r (alpha / sqrt(r) with rslora). Parameters live in one flat f32 array
+ * (werk_lora_params) in a fixed order: layer-major, slots q,k,v,o,gate,up,down, A then B. */
+werk_status werk_lora_alloc(const werk_model *m, int64_t r, float alpha, bool rslora, uint32_t slot_mask,
+                            werk_lora **out, werk_err *err);
+/* A zero adapter with l's shapes, rank, alpha and targets (gradients, optimizer moments). */
+werk_status werk_lora_alloc_like(const werk_lora *l, werk_lora **out, werk_err *err);
+/* The flat parameter array and its length in floats. */
+float       *werk_lora_params(werk_lora *l, int64_t *n);
+const float *werk_lora_params_const(const werk_lora *l, int64_t *n);
+int64_t      werk_lora_rank(const werk_lora *l);
+float        werk_lora_alpha(const werk_lora *l);
+uint32_t     werk_lora_slot_mask(const werk_lora *l);
+
+/* Loads an adapter for m from a PEFT dir or a llama.cpp LoRA GGUF (adapter.type=lora,
+ * adapter.lora.alpha, blk.N.<name>.weight.lora_a/lora_b), whichever path is. */
+werk_status werk_lora_load(const char *path, const werk_model *m, float scale, werk_lora **out, werk_err *err);
+
+/* Key/value strings written into an adapter's metadata (provenance). */
+typedef struct werk_lora_meta {
+    const char *const *keys, *const *values;
+    int                n;
+} werk_lora_meta;
+
+/* Writes l (loaded or trained for m) as a PEFT dir (adapter_model.safetensors +
+ * adapter_config.json) / as llama.cpp's LoRA GGUF; atomic. base_name: the base model's
+ * name or path recorded in the config (NULL ok). */
+werk_status werk_lora_save_peft(const werk_lora *l, const werk_model *m, const char *dir, const char *base_name,
+                                const werk_lora_meta *meta, werk_err *err);
+werk_status werk_lora_save_gguf(const werk_lora *l, const werk_model *m, const char *path,
+                                const werk_lora_meta *meta, werk_err *err);
+
 /* werk_forward with n_loras adapters (loaded for m) added, unmerged. */
 werk_status werk_forward_lora(const werk_model *m, const werk_lora *const *loras, int n_loras,
                               const int32_t *tokens, int64_t B, int64_t T, float *logits, werk_err *err);
 
+/* Merges adapters (loaded for m, which was loaded from g, a GGUF file) into g's weights:
+ * W' = W + sum scale B A per targeted projection, in f32 from the dequantized rows; each
+ * merged tensor then holds f32 data (owned by g) to be written as its stored type if
+ * f32/f16/bf16, else f16 (infer/lora_merge.c). */
+werk_status werk_lora_merge(werk_gguf *g, const werk_model *m, const werk_lora *const *loras, int n_loras,
+                            werk_err *err);
+/* Loads the model described by g and n adapters (PEFT dirs or LoRA GGUFs, scales[i] each,
+ * NULL = 1) and merges them into g (werk convert --lora). */
+werk_status werk_lora_merge_files(werk_gguf *g, const char *const *paths, const float *scales, int n,
+                                  werk_err *err);
+/* Converts an adapter (PEFT dir or LoRA GGUF) for the model in base into a LoRA GGUF at
+ * out, or a PEFT dir with to_peft (base_name recorded in its config, NULL ok). */
+werk_status werk_lora_convert(const char *in, const werk_gguf *base, const char *out, bool to_peft,
+                              const char *base_name, werk_err *err);
+
 // ---- evaluation (infer/eval.c, infer/cmd_eval.c) --------------------------------------
+
+typedef struct werk_eval_record werk_eval_record; // below
 
 typedef struct werk_eval_opts {
     const werk_model       *model;
@@ -84,7 +136,19 @@ typedef struct werk_eval_opts {
     const werk_tokenizer   *tok;   // the model's tokenizer (text records, .txt files)
     int64_t                 n_ctx; // .txt window length in tokens (>= 2)
     const char             *chat_template; // tokenizer.chat_template for {"messages"} (NULL ok)
+    // called after each record / window with its own figures (NULL: none); an error stops
+    werk_status (*on_record)(void *user, const werk_eval_record *r, werk_err *err);
+    void   *user;
+    int64_t vocab_chunk; // LM head rows per chunk (0: about 8 MiB of logits per model)
 } werk_eval_opts;
+
+/* One record's (or .txt window's) figures, sums over its scored tokens. */
+struct werk_eval_record {
+    int64_t index, line;       // 0-based record / window; the JSONL line (0 for .txt)
+    int64_t n_tokens, n_scored;
+    double  nll, ref_nll, kld; // sums (ref_nll, kld: 0 without a reference)
+    int64_t agree;             // positions where both argmaxes agree
+};
 
 typedef struct werk_eval_result {
     int64_t n_records, n_scored; // records (or .txt windows), scored tokens
@@ -98,7 +162,8 @@ typedef struct werk_eval_result {
 /* Evaluates path: .jsonl / .jsonl.zst records (datasets.h; labels shifted inside, the
  * token at t+1 is the target of position t) or any other file as text in sliding windows
  * of n_ctx tokens with stride n_ctx/2, each token scored once (the first window whole,
- * later ones their second half). Streams: one record's / window's logits at a time. */
+ * later ones their second half). Streams: one record's / window's hidden states at a
+ * time, the LM head applied in vocabulary chunks (never a tokens x vocab logits buffer). */
 werk_status werk_eval_file(const werk_eval_opts *o, const char *path, werk_eval_result *res, werk_err *err);
 
 /* werk eval --model M [--lora DIR]... --data F [--ref R] [--json] [--ctx N] */

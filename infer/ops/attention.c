@@ -1,12 +1,15 @@
-/* infer/ops/attention.c - causal (optionally sliding-window) attention with GQA, forward
+/* infer/ops/attention.c - causal (optionally sliding-window) attention with GQA, forward and backward
  *
- * One sequence at a time, full T x T scores per head (reference path: fine for the short
- * sequences of tests; a KV-cache decode path comes later). Softmax in double.
+ * werk_op_attention_fwd: one sequence at a time, full T x T scores per head in double
+ * (the inference reference path). werk_op_attention_fwd_masked / _bwd: the training pair
+ * (packed documents, tiles through sgemm), described above them below.
  */
 #include "infer/model_int.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 void werk_op_attention_fwd(float *out, const float *q, const float *k, const float *v, int64_t T,
                            int64_t n_head, int64_t n_kv, int64_t hd, float scale, int64_t window) {
@@ -52,4 +55,179 @@ void werk_op_attention_fwd(float *out, const float *q, const float *k, const flo
     }
     free(p);
     free(acc);
+}
+
+/* ---- training: packed documents, saved log-sum-exp, backward ---------------------------
+ *
+ * Shapes: B rows of T tokens; q, out, dq, dout [B*T, n_head*hd]; k, v, dk, dv [B*T, n_kv*hd];
+ * lse [B*T, n_head]; start [B*T] (index within its row of the first token of each token's
+ * document; NULL: 0, one document per row). Row i of a sequence sees keys j with
+ *   max(start_i, i - window + 1 if window > 0) <= j <= i.
+ *   forward   S = scale Q K^T (masked), P = softmax(S), O = P V, lse_i = log sum_j exp S_ij
+ *   backward  P = exp(S - lse), dP = dO V^T, D_i = dO_i . O_i, dS = P (dP - D),
+ *             dQ = scale dS K, dK = scale dS^T Q, dV = P^T dO
+ * Queries are processed in tiles of QTILE rows against the keys the tile can see, each
+ * product through cblas_sgemm; softmax statistics in double. Work is split over (row,
+ * head[, tile]) with every output written by one thread in a fixed order; GQA's sum over
+ * the heads sharing a kv head goes through per-head partials added in head order, so the
+ * result does not depend on the thread count.
+ */
+enum { QTILE = 64 };
+
+static int64_t row_lo(const int32_t *start, int64_t i, int64_t window) {
+    int64_t lo = start ? start[i] : 0;
+    if (window > 0 && i - window + 1 > lo) {
+        lo = i - window + 1;
+    }
+    return lo;
+}
+
+/* Key range [*jlo, i1) a query tile [i0, i1) of one sequence can see. */
+static void tile_keys(const int32_t *start, int64_t i0, int64_t i1, int64_t window, int64_t *jlo) {
+    int64_t lo = i1;
+    for (int64_t i = i0; i < i1; i++) {
+        int64_t l = row_lo(start, i, window);
+        lo        = l < lo ? l : lo;
+    }
+    *jlo = lo;
+}
+
+/* s [nq, nk]: scores in, P of the tile out (masked entries 0). lse_in (stride n_head): P =
+ * exp(S - lse) from the forward's statistics; else they are computed and stored in lse_out. */
+static void tile_probs(float *s, int64_t nq, int64_t nk, int64_t i0, int64_t jlo, const int32_t *start,
+                       int64_t window, const float *lse_in, float *lse_out, int64_t lse_stride) {
+    for (int64_t r = 0; r < nq; r++) {
+        int64_t i = i0 + r, lo = row_lo(start, i, window) - jlo, hi = i - jlo; // valid [lo, hi]
+        float  *sr = s + r * nk;
+        if (lse_in) {
+            double l = lse_in[r * lse_stride];
+            for (int64_t c = 0; c < nk; c++) {
+                sr[c] = c >= lo && c <= hi ? (float)exp((double)sr[c] - l) : 0.0f;
+            }
+            continue;
+        }
+        double mx = -INFINITY, sum = 0;
+        for (int64_t c = lo; c <= hi; c++) {
+            mx = sr[c] > mx ? sr[c] : mx;
+        }
+        for (int64_t c = lo; c <= hi; c++) {
+            sum += exp((double)sr[c] - mx);
+        }
+        for (int64_t c = 0; c < nk; c++) {
+            sr[c] = c >= lo && c <= hi ? (float)(exp((double)sr[c] - mx) / sum) : 0.0f;
+        }
+        lse_out[r * lse_stride] = (float)(mx + log(sum));
+    }
+}
+
+void werk_op_attention_fwd_masked(float *out, float *lse, const float *q, const float *k, const float *v, int64_t B,
+                                  int64_t T, int64_t n_head, int64_t n_kv, int64_t hd, float scale, int64_t window,
+                                  const int32_t *start) {
+    int64_t group = n_head / n_kv, qd = n_head * hd, kd = n_kv * hd;
+    int64_t n_tiles = (T + QTILE - 1) / QTILE, n_units = B * n_head * n_tiles;
+#pragma omp parallel
+    {
+        float *s = malloc((size_t)(QTILE * T) * sizeof(float));
+        WERK_ASSERT(s);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t u = 0; u < n_units; u++) {
+            int64_t b = u / (n_head * n_tiles), h = u / n_tiles % n_head, it = u % n_tiles;
+            int64_t i0 = it * QTILE, i1 = i0 + QTILE < T ? i0 + QTILE : T, nq = i1 - i0, jlo;
+            const int32_t *st = start ? start + b * T : NULL;
+            tile_keys(st, i0, i1, window, &jlo);
+            int64_t      nk = i1 - jlo;
+            const float *qt = q + (b * T + i0) * qd + h * hd;
+            const float *kt = k + (b * T + jlo) * kd + (h / group) * hd;
+            const float *vt = v + (b * T + jlo) * kd + (h / group) * hd;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)hd, scale, qt, (int)qd, kt,
+                        (int)kd, 0.0f, s, (int)nk);
+            tile_probs(s, nq, nk, i0, jlo, st, window, NULL, lse + (b * T + i0) * n_head + h, n_head);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)hd, (int)nk, 1.0f, s, (int)nk, vt,
+                        (int)kd, 0.0f, out + (b * T + i0) * qd + h * hd, (int)qd);
+        }
+        free(s);
+    }
+}
+
+void werk_op_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                           const float *q, const float *k, const float *v, int64_t B, int64_t T, int64_t n_head,
+                           int64_t n_kv, int64_t hd, float scale, int64_t window, const int32_t *start) {
+    int64_t group = n_head / n_kv, qd = n_head * hd, kd = n_kv * hd;
+    int64_t n_tiles = (T + QTILE - 1) / QTILE;
+    // per (row, head) partial dK, dV [T, hd]; summed over each kv head's group in head order
+    float *pk = malloc((size_t)(B * n_head * T * hd) * sizeof(float));
+    float *pv = malloc((size_t)(B * n_head * T * hd) * sizeof(float));
+    WERK_ASSERT(pk && pv);
+#pragma omp parallel
+    {
+        float  *s  = malloc((size_t)(QTILE * T) * sizeof(float));
+        float  *dp = malloc((size_t)(QTILE * T) * sizeof(float));
+        double *dd = malloc((size_t)QTILE * sizeof(double));
+        WERK_ASSERT(s && dp && dd);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t u = 0; u < B * n_head; u++) {
+            int64_t        b = u / n_head, h = u % n_head, kh = h / group;
+            const int32_t *st  = start ? start + b * T : NULL;
+            float         *pku = pk + u * T * hd, *pvu = pv + u * T * hd;
+            memset(pku, 0, (size_t)(T * hd) * sizeof(float));
+            memset(pvu, 0, (size_t)(T * hd) * sizeof(float));
+            for (int64_t it = 0; it < n_tiles; it++) {
+                int64_t i0 = it * QTILE, i1 = i0 + QTILE < T ? i0 + QTILE : T, nq = i1 - i0, jlo;
+                tile_keys(st, i0, i1, window, &jlo);
+                int64_t      nk  = i1 - jlo;
+                const float *qt  = q + (b * T + i0) * qd + h * hd;
+                const float *kt  = k + (b * T + jlo) * kd + kh * hd;
+                const float *vt  = v + (b * T + jlo) * kd + kh * hd;
+                const float *dot = dout + (b * T + i0) * qd + h * hd;
+                const float *ot  = out + (b * T + i0) * qd + h * hd;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)hd, scale, qt, (int)qd,
+                            kt, (int)kd, 0.0f, s, (int)nk);
+                tile_probs(s, nq, nk, i0, jlo, st, window, lse + (b * T + i0) * n_head + h, NULL, n_head);
+                // dP = dO V^T
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)hd, 1.0f, dot, (int)qd,
+                            vt, (int)kd, 0.0f, dp, (int)nk);
+                for (int64_t r = 0; r < nq; r++) {
+                    double acc = 0;
+                    for (int64_t d = 0; d < hd; d++) {
+                        acc += (double)dot[r * qd + d] * ot[r * qd + d];
+                    }
+                    dd[r] = acc;
+                }
+                for (int64_t r = 0; r < nq; r++) {
+                    for (int64_t c = 0; c < nk; c++) {
+                        dp[r * nk + c] = (float)((double)s[r * nk + c] * ((double)dp[r * nk + c] - dd[r]));
+                    }
+                }
+                // dQ = scale dS K ; dK += scale dS^T Q ; dV += P^T dO
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)hd, (int)nk, scale, dp, (int)nk,
+                            kt, (int)kd, 0.0f, dq + (b * T + i0) * qd + h * hd, (int)qd);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)hd, (int)nq, scale, dp, (int)nk,
+                            qt, (int)qd, 1.0f, pku + jlo * hd, (int)hd);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)hd, (int)nq, 1.0f, s, (int)nk, dot,
+                            (int)qd, 1.0f, pvu + jlo * hd, (int)hd);
+            }
+        }
+        free(s);
+        free(dp);
+        free(dd);
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < B * T; t++) {
+            int64_t b = t / T, i = t % T;
+            for (int64_t kh = 0; kh < n_kv; kh++) {
+                float *dkt = dk + t * kd + kh * hd, *dvt = dv + t * kd + kh * hd;
+                for (int64_t d = 0; d < hd; d++) {
+                    float sk = 0, sv = 0;
+                    for (int64_t g = 0; g < group; g++) {
+                        int64_t u = b * n_head + kh * group + g;
+                        sk += pk[(u * T + i) * hd + d];
+                        sv += pv[(u * T + i) * hd + d];
+                    }
+                    dkt[d] = sk;
+                    dvt[d] = sv;
+                }
+            }
+        }
+    }
+    free(pk);
+    free(pv);
 }

@@ -1,7 +1,11 @@
-/* infer/ops/embed.c - token embedding lookup, forward
+/* infer/ops/embed.c - token embedding lookup, forward and backward
  *
- * One row of the embedding matrix per token, dequantized from its stored type and scaled
- * (gemma3 multiplies by sqrt(n_embd)). Token ids come from callers' data: range-checked.
+ * Shapes: emb [rows, cols] (stored type), tok [n], y/dy [n, cols], demb [rows, cols] f32.
+ *   forward   y[i,:]          = scale emb[tok[i], :]    (dequantized; gemma3 scale = sqrt(n_embd))
+ *   backward  demb[tok[i], :] += scale dy[i, :]         (tokens in order: deterministic)
+ * Token ids come from callers' data: range-checked by the forward (the backward is only
+ * called on tokens its forward accepted). LoRA training keeps the embedding frozen and
+ * does not call the backward; it is here for completeness and trainable embeddings.
  */
 #include "infer/model_int.h"
 
@@ -22,4 +26,14 @@ werk_status werk_op_embed_fwd(float *y, const werk_wview *emb, const int32_t *to
         }
     }
     return WERK_OK;
+}
+
+void werk_op_embed_bwd(float *demb, const float *dy, const int32_t *tok, int64_t n, int64_t cols, float scale) {
+    for (int64_t i = 0; i < n; i++) {
+        float       *d = demb + (int64_t)tok[i] * cols;
+        const float *g = dy + i * cols;
+        for (int64_t c = 0; c < cols; c++) {
+            d[c] += scale * g[c];
+        }
+    }
 }

@@ -1,30 +1,65 @@
-/* infer/ops/matmul.c - y = x W^T with W in its stored type, forward
+/* infer/ops/matmul.c - y = x W^T with W in its stored type, forward and backward to x
  *
- * W (rows x cols, any type werk_dequantize_row handles) is dequantized TILE_ROWS rows at a
- * time into a scratch buffer and multiplied with OpenBLAS sgemm; the weight is never
- * dequantized whole. werk_op_matmul_fwd_ref is the naive oracle for tests.
+ * f32 weights are multiplied in place (one OpenBLAS sgemm on the mapped rows). Any other
+ * type werk_dequantize_row handles is dequantized TILE_ROWS rows at a time into a scratch
+ * buffer (rows split over OpenMP threads: dequantization is exact, so the tile does not
+ * depend on the thread count) and multiplied with sgemm; the weight is never dequantized
+ * whole. The backward to the input (dx += dy W) walks the same row tiles.
+ * werk_op_matmul_fwd_ref is the naive oracle for tests.
  */
 #include "infer/model_int.h"
 
 #include <cblas.h>
 #include <stdlib.h>
 
-enum { TILE_ROWS = 64 };
+enum { TILE_ROWS = 256 };
 
 int64_t werk_op_matmul_scratch(const werk_wview *w) {
     int64_t rows = w->rows < TILE_ROWS ? w->rows : TILE_ROWS;
     return rows * w->cols;
 }
 
-void werk_op_matmul_fwd(float *y, const float *x, int64_t n, const werk_wview *w, float *scratch) {
+/* True when W's rows are plain contiguous f32 (usable by sgemm as they are). */
+static bool is_plain_f32(const werk_wview *w) {
+    return w->type == WERK_DTYPE_F32 && w->row_bytes == (uint64_t)w->cols * sizeof(float);
+}
+
+/* Dequantizes rows [r0, r0 + nr) of W into tile [nr, cols]. */
+static void dequantize_tile(const werk_wview *w, int64_t r0, int64_t nr, float *tile) {
     const char *base = w->data;
+    int64_t     cols = w->cols;
+#pragma omp parallel for schedule(static) if (nr * cols >= 65536)
+    for (int64_t r = 0; r < nr; r++) {
+        werk_dequantize_row(w->type, base + (uint64_t)(r0 + r) * w->row_bytes, tile + r * cols, cols);
+    }
+}
+
+void werk_op_matmul_fwd(float *y, const float *x, int64_t n, const werk_wview *w, float *scratch) {
+    if (is_plain_f32(w)) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)w->rows, (int)w->cols, 1.0f, x,
+                    (int)w->cols, (const float *)w->data, (int)w->cols, 0.0f, y, (int)w->rows);
+        return;
+    }
     for (int64_t r0 = 0; r0 < w->rows; r0 += TILE_ROWS) {
         int64_t nr = w->rows - r0 < TILE_ROWS ? w->rows - r0 : TILE_ROWS;
-        for (int64_t r = 0; r < nr; r++) {
-            werk_dequantize_row(w->type, base + (uint64_t)(r0 + r) * w->row_bytes, scratch + r * w->cols, w->cols);
-        }
+        dequantize_tile(w, r0, nr, scratch);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nr, (int)w->cols, 1.0f, x,
                     (int)w->cols, scratch, (int)w->cols, 0.0f, y + r0, (int)w->rows);
+    }
+}
+
+void werk_op_matmul_bwd_x(float *dx, const float *dy, int64_t n, const werk_wview *w, float *scratch) {
+    if (is_plain_f32(w)) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)w->cols, (int)w->rows, 1.0f, dy,
+                    (int)w->rows, (const float *)w->data, (int)w->cols, 1.0f, dx, (int)w->cols);
+        return;
+    }
+    for (int64_t r0 = 0; r0 < w->rows; r0 += TILE_ROWS) {
+        int64_t nr = w->rows - r0 < TILE_ROWS ? w->rows - r0 : TILE_ROWS;
+        dequantize_tile(w, r0, nr, scratch);
+        // dx[n, cols] += dy[n, r0:r0+nr] W[r0:r0+nr, cols]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)w->cols, (int)nr, 1.0f, dy + r0,
+                    (int)w->rows, scratch, (int)w->cols, 1.0f, dx, (int)w->cols);
     }
 }
 
