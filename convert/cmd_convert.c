@@ -2,7 +2,7 @@
  *
  *   werk convert IN OUT [--type f32|f16|bf16|q8_0] [--to gguf|hf] [--vocab tok.bin]
  *                [--lora ADAPTER | --lora-scaled ADAPTER S]...
- *   werk convert ADAPTER OUT --base BASE.gguf [--to gguf|hf]
+ *   werk convert ADAPTER OUT --base BASE.gguf [--to gguf|hf] [--type f32|f16|bf16]
  *
  * IN: HF dir | .safetensors (config.json beside it) | .gguf | llama2.c .bin.
  * OUT: a .gguf file (default) or an HF dir (--to hf, or OUT without .gguf that is a folder
@@ -17,7 +17,6 @@
 #include "infer/infer.h"
 
 #include <stdlib.h>
-
 #include <string.h>
 #include <sys/stat.h>
 
@@ -32,7 +31,7 @@ static void usage(FILE *f) {
                "  --lora A     merge a LoRA adapter (PEFT dir or LoRA .gguf) into a .gguf IN (repeatable)\n"
                "  --lora-scaled A S  the same with the adapter's update scaled by S\n"
                "  --base B     IN is a LoRA adapter for the model B.gguf: write it as a LoRA .gguf\n"
-               "               (or a PEFT dir with --to hf)\n");
+               "               (or a PEFT dir with --to hf); --type f32 (default), f16 or bf16\n");
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -173,13 +172,13 @@ int werk_cmd_convert(int argc, char **argv) {
 
     werk_gguf  *g = NULL;
     if (base) {
-        if (n_loras || has_type || vocab) {
-            WERK_FAIL(&err, WERK_E_ARG, "convert: --base (an adapter) takes no --lora/--type/--vocab");
+        if (n_loras || vocab || (has_type && type == WERK_DTYPE_Q8_0)) {
+            WERK_FAIL(&err, WERK_E_ARG, "convert: --base (an adapter): no --lora/--vocab; --type f32|f16|bf16");
             return werk_err_report(&err);
         }
         werk_status bs = werk_gguf_read(base, &g, &err);
         if (bs == WERK_OK) {
-            bs = werk_lora_convert(in, g, out, to_hf, base, &err);
+            bs = werk_lora_convert(in, g, out, to_hf, base, has_type ? type : WERK_DTYPE_F32, &err);
         }
         werk_gguf_free(g);
         if (bs != WERK_OK) {

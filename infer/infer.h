@@ -120,9 +120,10 @@ werk_status werk_lora_merge(werk_gguf *g, const werk_model *m, const werk_lora *
 werk_status werk_lora_merge_files(werk_gguf *g, const char *const *paths, const float *scales, int n,
                                   werk_err *err);
 /* Converts an adapter (PEFT dir or LoRA GGUF) for the model in base into a LoRA GGUF at
- * out, or a PEFT dir with to_peft (base_name recorded in its config, NULL ok). */
+ * out, or a PEFT dir with to_peft (base_name recorded in its config, NULL ok), its
+ * tensors stored as type (f32, f16 or bf16). */
 werk_status werk_lora_convert(const char *in, const werk_gguf *base, const char *out, bool to_peft,
-                              const char *base_name, werk_err *err);
+                              const char *base_name, werk_dtype type, werk_err *err);
 
 // ---- evaluation (infer/eval.c, infer/cmd_eval.c) --------------------------------------
 

@@ -3,8 +3,9 @@
  * `werk convert ADAPTER OUT --base BASE.gguf` (what llama.cpp's convert_lora_to_gguf.py
  * does, and back): the base model gives the shapes, the architecture and the llama q/k
  * row order; the adapter is loaded (werk_lora_load) and saved in the other format. The
- * tensors keep their values bit for bit when the input is f32 (f16/bf16 inputs are
- * widened to f32). The source path is recorded as provenance ("training.source").
+ * tensors keep their values bit for bit when the input is f32 and the output type is f32
+ * (the default; --type f16/bf16 as llama.cpp's converter offers). The source path is
+ * recorded as provenance ("training.source").
  */
 #include "infer/lora_int.h"
 
@@ -13,6 +14,7 @@ werk_status werk_lora_convert(const char      *in,
                               const char      *out,
                               bool             to_peft,
                               const char      *base_name,
+                              werk_dtype       type,
                               werk_err        *err) {
     werk_model *m  = NULL;
     werk_lora  *l  = NULL;
@@ -23,8 +25,8 @@ werk_status werk_lora_convert(const char      *in,
     if (!st) {
         const char    *keys[] = {"source"}, *vals[] = {in};
         werk_lora_meta meta = {keys, vals, 1};
-        st                  = to_peft ? werk_lora_save_peft(l, m, out, base_name, &meta, err)
-                                      : werk_lora_save_gguf(l, m, out, &meta, err);
+        st                  = to_peft ? werk_lora_save_peft_as(l, m, out, base_name, &meta, type, err)
+                                      : werk_lora_save_gguf_as(l, m, out, &meta, type, err);
     }
     werk_lora_free(l);
     werk_model_free(m);

@@ -13,8 +13,8 @@
  * rsLoRA has no key of its own: adapter.lora.alpha holds alpha x sqrt(r) so that
  * llama.cpp's alpha / r equals alpha / sqrt(r); werk.lora.alpha and werk.lora.use_rslora
  * keep the configured values for a round trip. Provenance goes in "training.<key>"
- * strings. Written as F32 with convert's werk_gguf writer (atomic); read: any type werk
- * can dequantize.
+ * strings. Written as F32 (F16/BF16 on request: werk convert --base --type) with convert's
+ * werk_gguf writer (atomic); read: any type werk can dequantize.
  */
 #include "infer/lora_int.h"
 
@@ -241,10 +241,20 @@ werk_lora_load_gguf(const char *path, const werk_model *m, float scale, werk_lor
     return st;
 }
 
-werk_status werk_lora_save_gguf(
-    const werk_lora *l, const werk_model *m, const char *path, const werk_lora_meta *meta, werk_err *err) {
+werk_status werk_lora_save_gguf_as(const werk_lora *l, const werk_model *m, const char *path,
+                                   const werk_lora_meta *meta, werk_dtype type, werk_err *err) {
     if (!l || !m || !path || l->n_layer != m->n_layer) {
         return WERK_FAIL(err, WERK_E_ARG, "lora: save_gguf needs an adapter made for this model and a path");
+    }
+    // llama.cpp's LLAMA_FTYPE_*: ALL_F32 0, MOSTLY_F16 1, MOSTLY_BF16 32
+    uint32_t ftype = 0;
+    if (type == WERK_DTYPE_F16) {
+        ftype = 1;
+    } else if (type == WERK_DTYPE_BF16) {
+        ftype = 32;
+    } else if (type != WERK_DTYPE_F32) {
+        return WERK_FAIL(err, WERK_E_ARG, "lora: adapters are stored as f32, f16 or bf16, not %s",
+                         werk_dtype_name(type));
     }
     werk_gguf *g = werk_gguf_init();
     if (!g) {
@@ -258,7 +268,8 @@ werk_status werk_lora_save_gguf(
         (st = werk_gguf_set_str(g, "adapter.type", "lora", err)) ||
         (st = werk_gguf_set_f32(g, "adapter.lora.alpha", llama_alpha, err)) ||
         (st = werk_gguf_set_f32(g, "werk.lora.alpha", l->alpha, err)) ||
-        (st = werk_gguf_set_bool(g, "werk.lora.use_rslora", l->rslora, err))) {
+        (st = werk_gguf_set_bool(g, "werk.lora.use_rslora", l->rslora, err)) ||
+        (st = werk_gguf_set_u32(g, "general.file_type", ftype, err))) {
         goto out;
     }
     for (int i = 0; meta && i < meta->n; i++) {
@@ -276,19 +287,27 @@ werk_status werk_lora_save_gguf(
         const werk_wview *w = werk_lora_slot_weight(m, i / WERK_LORA_N_SLOTS, (int)(i % WERK_LORA_N_SLOTS));
         char              name[256];
         int64_t           sa[2] = {lm->r, w->cols}, sb[2] = {w->rows, lm->r};
+        int64_t           ia = -1, ib = -1;
         snprintf(name, sizeof(name), "%s.lora_a", w->name);
         if ((st = werk_gguf_add_tensor(g, name, WERK_DTYPE_F32, 2, sa, lm->a,
-                                       (uint64_t)(sa[0] * sa[1]) * sizeof(float), NULL, err))) {
+                                       (uint64_t)(sa[0] * sa[1]) * sizeof(float), &ia, err))) {
             goto out;
         }
         snprintf(name, sizeof(name), "%s.lora_b", w->name);
         if ((st = werk_gguf_add_tensor(g, name, WERK_DTYPE_F32, 2, sb, lm->b,
-                                       (uint64_t)(sb[0] * sb[1]) * sizeof(float), NULL, err))) {
+                                       (uint64_t)(sb[0] * sb[1]) * sizeof(float), &ib, err))) {
             goto out;
         }
+        werk_gguf_tensor_at_mut(g, ia)->type = type; // the writer converts row by row
+        werk_gguf_tensor_at_mut(g, ib)->type = type;
     }
     st = werk_gguf_write(g, path, false, err);
 out:
     werk_gguf_free(g);
     return st;
+}
+
+werk_status werk_lora_save_gguf(const werk_lora *l, const werk_model *m, const char *path,
+                                const werk_lora_meta *meta, werk_err *err) {
+    return werk_lora_save_gguf_as(l, m, path, meta, WERK_DTYPE_F32, err);
 }

@@ -35,6 +35,12 @@ werk_status werk_lora_create(const werk_model *m,
  * lora_gguf.c, also the fuzz target's entry). */
 werk_status werk_lora_from_gguf(const werk_gguf *g, const char *path, const werk_model *m, float scale,
                                 werk_lora **out, werk_err *err);
+/* werk_lora_save_gguf / werk_lora_save_peft storing the tensors as type (f32, f16, bf16). */
+werk_status werk_lora_save_gguf_as(const werk_lora *l, const werk_model *m, const char *path,
+                                   const werk_lora_meta *meta, werk_dtype type, werk_err *err);
+werk_status werk_lora_save_peft_as(const werk_lora *l, const werk_model *m, const char *dir,
+                                   const char *base_name, const werk_lora_meta *meta, werk_dtype type,
+                                   werk_err *err);
 /* Loads a llama.cpp LoRA GGUF (lora_gguf.c). */
 werk_status
 werk_lora_load_gguf(const char *path, const werk_model *m, float scale, werk_lora **out, werk_err *err);

@@ -95,6 +95,13 @@ werk_status werk_lora_merge(
 
 werk_status
 werk_lora_merge_files(werk_gguf *g, const char *const *paths, const float *scales, int n, werk_err *err) {
+    for (int64_t i = 0; i < werk_gguf_n_tensors(g); i++) {
+        const werk_gguf_tensor *t = werk_gguf_tensor_at(g, i);
+        if (t->row_map || t->add != 0 || t->type != t->src_type) {
+            // an import whose tensors are reordered or shifted while written (llama HF q/k, gemma norms)
+            return WERK_FAIL(err, WERK_E_ARG, "merge: convert this model to GGUF first, then merge into it");
+        }
+    }
     werk_model *m  = NULL;
     werk_status st = werk_model_load(g, &m, err);
     if (st) {

@@ -5,7 +5,8 @@
  * adapter_model.safetensors with, for each targeted projection,
  *   base_model.model.model.layers.<i>.<self_attn|mlp>.<q|k|v|o|gate|up|down>_proj.lora_A.weight [r, in]
  *   ...lora_B.weight [out, r]
- * (read: F32, F16 or BF16; written: F32, sorted by name like the safetensors library).
+ * (read: F32, F16 or BF16; written: F32 unless asked for F16/BF16, sorted by name like the
+ * safetensors library).
  * llama GGUFs store q/k rows permuted for interleaved rope, so B rows of q/k are permuted
  * on load and un-permuted on save (werk_lora_qk_perm); the other families keep HF's order.
  * Saving writes each file atomically; provenance strings go into the safetensors
@@ -281,14 +282,19 @@ write_config(const werk_lora *l, const char *dir, const char *base_name, bool al
     return st;
 }
 
-werk_status werk_lora_save_peft(const werk_lora      *l,
-                                const werk_model     *m,
-                                const char           *dir,
-                                const char           *base_name,
-                                const werk_lora_meta *meta,
-                                werk_err             *err) {
+werk_status werk_lora_save_peft_as(const werk_lora      *l,
+                                   const werk_model     *m,
+                                   const char           *dir,
+                                   const char           *base_name,
+                                   const werk_lora_meta *meta,
+                                   werk_dtype            type,
+                                   werk_err             *err) {
     if (!l || !m || !dir || l->n_layer != m->n_layer) {
         return WERK_FAIL(err, WERK_E_ARG, "lora: save_peft needs an adapter made for this model and a dir");
+    }
+    if (type != WERK_DTYPE_F32 && type != WERK_DTYPE_F16 && type != WERK_DTYPE_BF16) {
+        return WERK_FAIL(err, WERK_E_ARG, "lora: adapters are stored as f32, f16 or bf16, not %s",
+                         werk_dtype_name(type));
     }
     bool        all = true;
     werk_status st  = targeted_layers(l, dir, &all, err);
@@ -340,7 +346,8 @@ werk_status werk_lora_save_peft(const werk_lora      *l,
             pt->t.shape[0] = ab == 0 ? lm->r : w->rows;
             pt->t.shape[1] = ab == 0 ? w->cols : lm->r;
             pt->t.shape[2] = pt->t.shape[3] = 1;
-            pt->t.type = pt->t.src_type = WERK_DTYPE_F32;
+            pt->t.type     = type;
+            pt->t.src_type = WERK_DTYPE_F32;
             pt->t.data                  = ab == 0 ? lm->a : lm->b;
             pt->t.nbytes                = (uint64_t)(pt->t.shape[0] * pt->t.shape[1]) * sizeof(float);
             if (ab == 1 && (s == WERK_LORA_Q || s == WERK_LORA_K) && has_inv[s == WERK_LORA_K]) {
@@ -383,4 +390,13 @@ out:
     free(perms);
     free(ts);
     return st;
+}
+
+werk_status werk_lora_save_peft(const werk_lora      *l,
+                                const werk_model     *m,
+                                const char           *dir,
+                                const char           *base_name,
+                                const werk_lora_meta *meta,
+                                werk_err             *err) {
+    return werk_lora_save_peft_as(l, m, dir, base_name, meta, WERK_DTYPE_F32, err);
 }

@@ -9,7 +9,7 @@
 #     (ggml ne [in, r]) / .lora_b (ne [r, out]) in F32; A equals PEFT's lora_A and B equals
 #     PEFT's lora_B with llama.cpp's q/k permutation (computed here with numpy) bit for bit;
 #   - back to a PEFT dir (--to hf): adapter_config.json with the keys HF PEFT needs and the
-#     safetensors holding the fixture's tensors bit for bit;
+#     safetensors holding the fixture's tensors bit for bit; --type f16 stores F16 in both;
 #   - `werk eval --lora` gives the same loss from the dir, the GGUF and the re-exported dir
 #     (and the golden adapter_loss); --lora-scaled 0 gives the base loss, two halves the
 #     whole adapter;
@@ -57,8 +57,8 @@ def check(cond, msg):
         print("ok:", msg)
 
 
-def run(args):
-    p = subprocess.run([werk] + args, capture_output=True, text=True)
+def run(args, env=None):
+    p = subprocess.run([werk] + args, capture_output=True, text=True, env=env)
     if p.returncode != 0:
         raise SystemExit("FAIL: werk %s: rc %d: %s" % (" ".join(args), p.returncode, p.stderr))
     return p.stdout
@@ -184,6 +184,20 @@ l0 = eval_loss(base, data, ["--lora-scaled", ad_gguf, "0"])
 check(l0 == l_base, "--lora-scaled 0 gives the base loss (%.9f)" % l0)
 l_half = eval_loss(base, data, ["--lora-scaled", ad_gguf, "0.5", "--lora-scaled", ad_dir, "0.5"])
 check(abs(l_half - l_dir) / l_dir < 1e-6, "two halves %.9f == whole %.9f" % (l_half, l_dir))
+# f16 storage (--type f16), both formats
+ad16 = os.path.join(tmp, "stories_adapter_f16.gguf")
+run(["convert", ad_dir, ad16, "--base", base, "--type", "f16"])
+peft16 = os.path.join(tmp, "stories_peft_f16")
+shutil.rmtree(peft16, ignore_errors=True)
+run(["convert", ad_dir, peft16, "--base", base, "--type", "f16", "--to", "hf"])
+r16 = gguf.GGUFReader(ad16)
+check(all(t.tensor_type == gguf.GGMLQuantizationType.F16 for t in r16.tensors) and
+      int(field_num(r16, "general.file_type")) == 1, "--type f16 adapter.gguf: F16 tensors, file_type 1")
+st16 = load_file(os.path.join(peft16, "adapter_model.safetensors"))
+check(all(v.dtype == np.float16 for v in st16.values()), "--type f16 PEFT dir: F16 tensors")
+l16, l16p = eval_loss(base, data, ["--lora", ad16]), eval_loss(base, data, ["--lora", peft16])
+check(l16 == l16p and abs(l16 - l_dir) / l_dir < 1e-3, "f16 adapters: loss %.9f (f32 %.9f)" % (l16, l_dir))
+run_bad(["convert", ad_dir, os.path.join(tmp, "x.gguf"), "--base", base, "--type", "q8_0"], "adapter --type q8_0")
 
 # merge: f32 base, then q8_0 base (merged tensors f16)
 merged = os.path.join(tmp, "stories_merged.gguf")
@@ -194,6 +208,11 @@ print("merged f32: loss %.9f vs adapter %.9f (rel %.2e)" % (l_m, l_dir, rel))
 check(rel < 1e-4, "merged model loss equals adapter loss (rel %.2e)" % rel)
 mt = {t.name: t for t in gguf.GGUFReader(merged).tensors}
 check(mt["blk.0.attn_q.weight"].tensor_type == gguf.GGMLQuantizationType.F32, "merged f32 tensors stay f32")
+outs = []
+for threads in ("1", "3"):
+    outs.append(os.path.join(tmp, "stories_merged_t%s.gguf" % threads))
+    run(["convert", base, outs[-1], "--lora", ad_gguf], env=dict(os.environ, OMP_NUM_THREADS=threads))
+check(open(outs[0], "rb").read() == open(outs[1], "rb").read(), "merge: same bytes with 1 and 3 threads")
 merged2 = os.path.join(tmp, "stories_merged_halves.gguf")
 run(["convert", base, merged2, "--lora-scaled", ad_dir, "0.5", "--lora-scaled", ad_gguf, "0.5"])
 l_m2 = eval_loss(merged2, data)
@@ -222,6 +241,8 @@ run(["convert", base, merged_t, "--lora", ad_dir, "--type", "q8_0"])
 mt = {t.name: t for t in gguf.GGUFReader(merged_t).tensors}
 check(mt["blk.0.attn_q.weight"].tensor_type == gguf.GGMLQuantizationType.Q8_0, "--type q8_0 applies to merged")
 run_bad(["convert", base, os.path.join(tmp, "x.gguf"), "--lora", ad_dir, "--type", "q4_k"], "merge --type q4_k")
+run_bad(["convert", os.path.join(stories, "hf"), os.path.join(tmp, "x.gguf"), "--lora", ad_dir],
+        "merge into an HF dir whose llama q/k rows are permuted while written")
 
 # ---- tiny families: adapter GGUF format and the round trip -----------------------------
 tiny_adapters = {}

@@ -160,7 +160,7 @@ if os.path.exists(smol):
 gemma = os.path.join(cache, "models", "gemma-3-270m-f32.gguf")
 if os.path.exists(gemma):
     ran = True
-    random_adapter_check("gemma3", gemma, False, 0.1)
+    random_adapter_check("gemma3", gemma, False, 0.02)
 
 if not ran:
     print("SKIP: neither stories260K fixtures nor SmolLM2 present")
