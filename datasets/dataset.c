@@ -240,6 +240,7 @@ werk_status werk_dataset_load(const char              *path,
             (void)werk_datasets_set_chat_template(r, opts->chat_template); // unknown: messages records fail
         }
         werk_datasets_set_options(r, opts->train_on_inputs, opts->skip_bad_lines);
+        werk_datasets_set_no_bos(r, opts->no_bos);
     }
     int64_t     n_vocab = opts->n_vocab > 0 ? opts->n_vocab : tok ? werk_tokenizer_n_vocab(tok) : 0;
     int32_t     eos     = tok ? werk_tokenizer_eos(tok) : -1;

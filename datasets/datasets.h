@@ -6,8 +6,10 @@
  * the consumer, so label[t] is the target predicted at position t-1).
  *
  * Record formats (one JSON object per line; blank lines are skipped):
- *   {"text": S}                          BOS + S; every token scored
- *   {"prompt": P, "completion": C}       BOS + P + C; only C's tokens scored (no EOS added)
+ *   {"text": S}                          BOS + S (no BOS with no_bos); every token scored
+ *   {"prompt": P, "completion": C}       BOS + P + C; only C's tokens scored (all with
+ *                                        train_on_inputs; the reader adds no EOS,
+ *                                        werk_dataset_load does)
  *   {"input_ids": [..], "labels": [..]}  pre-tokenized; labels optional (= input_ids)
  *   {"messages": [{"role","content"}..]} rendered in the chat style set with
  *                                        werk_datasets_set_chat_template (gemma, chatml, llama3;
@@ -61,6 +63,9 @@ werk_status werk_datasets_set_chat_template(werk_jsonl *r, const char *chat_temp
  * (WERK_E_FORMAT) is counted and skipped instead of failing. */
 void    werk_datasets_set_options(werk_jsonl *r, bool train_on_inputs, bool skip_bad_lines);
 int64_t werk_datasets_n_bad_lines(const werk_jsonl *r);
+/* no_bos: text and prompt records start without BOS (a GGUF whose tokenizer.ggml.add_bos_token
+ * is false, e.g. SmolLM2); {"messages"} records follow their chat style either way. */
+void werk_datasets_set_no_bos(werk_jsonl *r, bool no_bos);
 
 // ---- training sets: tokenized, packed rows (datasets/dataset.c) -------------------------
 
@@ -68,10 +73,12 @@ typedef struct werk_dataset_opts {
     int64_t     seq;              // tokens per row (>= 2)
     bool        pack;             // several whole documents per row (false: one record per row)
     bool        no_truncate;      // a record longer than seq is an error instead of truncated
+                                  // (pre-tokenized ones always are; text records get EOS)
     bool        skip_bad_lines;   // count and skip bad lines instead of failing
     bool        train_on_inputs;  // score prompt / user / system tokens too
-    const char *chat_template;    // tokenizer.chat_template for {"messages"} records (NULL ok)
+    const char *chat_template;    // tokenizer.chat_template for {"messages"} records (NULL: turn tokens)
     int64_t     n_vocab;          // bound on token ids (pre-tokenized records)
+    bool        no_bos;           // text records without BOS (tokenizer.ggml.add_bos_token false)
 } werk_dataset_opts;
 
 typedef struct werk_dataset_stats {
@@ -91,7 +98,7 @@ void        werk_dataset_free(werk_dataset *ds); // NULL ok
 int64_t     werk_dataset_n_rows(const werk_dataset *ds);
 int64_t     werk_dataset_seq(const werk_dataset *ds);
 void        werk_dataset_get_stats(const werk_dataset *ds, werk_dataset_stats *st);
-/* Copies row i (0 <= i < n_rows) into seq-long arrays. */
+/* Copies row i (0 <= i < n_rows) into seq-long arrays (a NULL array is not copied). */
 void werk_dataset_row(const werk_dataset *ds, int64_t i, int32_t *tokens, int32_t *targets, int32_t *pos,
                       int32_t *doc);
 /* Moves a seeded random fraction of ds's rows (at least one, at most all but one) into a

@@ -40,6 +40,7 @@ struct werk_jsonl {
     int64_t         n_records;
     int64_t         n_bad;
     bool            train_on_inputs, skip_bad_lines;
+    bool            no_bos;        // text and prompt records without BOS
     bool            line_too_long; // the last read_line failure was an over-long line
     bool            chat_given;    // a chat template was set (else the vocab's turn tokens decide)
     werk_chat_style chat;
@@ -473,6 +474,8 @@ void werk_datasets_set_options(werk_jsonl *r, bool train_on_inputs, bool skip_ba
     r->skip_bad_lines  = skip_bad_lines;
 }
 
+void werk_datasets_set_no_bos(werk_jsonl *r, bool no_bos) { r->no_bos = no_bos; }
+
 int64_t werk_datasets_n_bad_lines(const werk_jsonl *r) { return r->n_bad; }
 
 static werk_status convert_record(werk_jsonl           *r,
@@ -521,7 +524,7 @@ static werk_status convert_record(werk_jsonl           *r,
         return WERK_OK;
     }
     if (txt) {
-        return encode_into(r, tok, txt, "text", true, true, rec, err);
+        return encode_into(r, tok, txt, "text", !r->no_bos, true, rec, err);
     }
     if (pr || co) {
         if (!pr || !co) {
@@ -529,7 +532,7 @@ static werk_status convert_record(werk_jsonl           *r,
                              "%s:%lld: a prompt record needs both \"prompt\" and \"completion\"", r->path,
                              (long long)r->lineno);
         }
-        werk_status st = encode_into(r, tok, pr, "prompt", true, r->train_on_inputs, rec, err);
+        werk_status st = encode_into(r, tok, pr, "prompt", !r->no_bos, r->train_on_inputs, rec, err);
         return st ? st : encode_into(r, tok, co, "completion", false, true, rec, err);
     }
     if (msg) {

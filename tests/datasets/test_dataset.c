@@ -2,15 +2,19 @@
  *
  * Pre-tokenized records (no tokenizer): first-fit packing with document boundaries, targets
  * shifted inside documents, pos/doc, padding, --no-pack, records with nothing scored
- * dropped, pre-tokenized records never cut, bad lines failing with file:line or counted
- * with skip_bad_lines, split (deterministic, disjoint, union = all), shuffle, hash.
- * With the stories260K tokenizer (converted from the llama2.c fixture): text records get
- * BOS + EOS, truncation is counted or refused (--no-truncate), prompt/completion scores
- * the completion only, {"messages"} records score the assistant turns only (all with
- * train_on_inputs), and bad conversations name file:line.
+ * dropped, .jsonl.zst, pre-tokenized records never cut, bad lines failing with file:line
+ * or counted with skip_bad_lines, split (deterministic, disjoint, union = all), shuffle,
+ * hash. With the stories260K tokenizer (converted from the llama2.c fixture): text records
+ * get BOS + EOS (no BOS with no_bos), truncation is counted or refused (--no-truncate),
+ * prompt/completion scores the completion only, {"messages"} records score the assistant
+ * turns only (all with train_on_inputs), and bad conversations name file:line. With the
+ * real models and data in $WERK_CACHE (each skipped when missing): SmolLM2's and Gemma 3's
+ * chat rendering through werk_dataset_load, and the German validation set packed.
  */
 #include "datasets/datasets.h"
 #include "tests/werk_test.h"
+
+#include <zstd.h>
 
 static void write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "wb");
@@ -120,6 +124,33 @@ static void check_pretokenized(void) {
         check_row(ds, 0, t0, g0, p0, d0, "first fit");
     }
     werk_dataset_free(ds);
+
+    // .jsonl.zst gives the same rows
+    {
+        char   zpath[1024];
+        size_t cap = ZSTD_compressBound(strlen(PRETOK));
+        char  *z   = malloc(cap);
+        size_t zn  = ZSTD_compress(z, cap, PRETOK, strlen(PRETOK), 3);
+        wt_tmp(zpath, sizeof(zpath), "ds_pretok.jsonl.zst");
+        FILE *f = fopen(zpath, "wb");
+        if (f && !ZSTD_isError(zn)) {
+            fwrite(z, 1, zn, f);
+        }
+        if (f) {
+            fclose(f);
+        }
+        free(z);
+        o                 = opts_of(8, true);
+        werk_dataset *zds = NULL;
+        WT_CHECK(!werk_dataset_load(zpath, NULL, &o, &zds, &err) && zds && werk_dataset_n_rows(zds) == 2,
+                 "zst: %s", err.msg);
+        if (zds) {
+            const int32_t t0[8] = {1, 2, 3, 4, 5, 6, 7, 8}, g0[8] = {2, 3, -100, -100, 6, 7, 8, -100};
+            const int32_t p0[8] = {0, 1, 2, 0, 1, 2, 3, 4}, d0[8] = {0, 0, 0, 1, 1, 1, 1, 1};
+            check_row(zds, 0, t0, g0, p0, d0, "zst");
+        }
+        werk_dataset_free(zds);
+    }
 
     // --no-pack: one record per row
     o  = opts_of(8, false);
@@ -350,6 +381,17 @@ static void check_text(const werk_tokenizer *tok) {
     }
     werk_dataset_free(ds);
 
+    // no_bos: the same documents without their BOS
+    o.no_bos = true;
+    ds       = load("ds_text.jsonl", text, tok, &o, &st, &err);
+    if (ds) {
+        int32_t t[64], p[64];
+        werk_dataset_row(ds, 0, t, NULL, p, NULL);
+        WT_CHECK(t[0] != bos && p[0] == 0, "no_bos: first token %d", t[0]);
+    }
+    WT_CHECK(st == WERK_OK && ds, "no_bos: %s", err.msg);
+    werk_dataset_free(ds);
+
     // truncation: counted, or refused with --no-truncate
     o  = opts_of(8, true);
     ds = load("ds_trunc.jsonl", text, tok, &o, &st, &err);
@@ -447,6 +489,50 @@ static void check_text(const werk_tokenizer *tok) {
              err.msg);
 }
 
+/* {"messages"} through werk_dataset_load with a real model's tokenizer: the conversation
+ * as the model's template renders it (SmolLM2: its default system turn when the record has
+ * none; Gemma 3's GGUF has no template: its turn tokens decide), the assistant turns scored. */
+static void check_real_chat(const char *model, const char *rendered, bool bos, const char *scored) {
+    werk_gguf      *g   = NULL;
+    werk_tokenizer *tok = NULL;
+    werk_err        err = {0};
+    if (access(model, R_OK) != 0) {
+        printf("note: %s missing: its chat rendering not checked\n", model);
+        return;
+    }
+    if (werk_gguf_read(model, &g, &err) || werk_tokenizer_init(g, &tok, &err)) {
+        WT_CHECK(0, "%s: %s", model, err.msg);
+        werk_gguf_free(g);
+        return;
+    }
+    const char *tmpl  = NULL;
+    bool        found = false;
+    (void)werk_gguf_get_str(g, "tokenizer.chat_template", &tmpl, &found, &err);
+    werk_dataset_opts o = {.seq = 128, .pack = false, .chat_template = found ? tmpl : NULL};
+    werk_status       st;
+    werk_dataset     *ds = load("ds_real_chat.jsonl",
+                                "{\"messages\": [{\"role\": \"user\", \"content\": \"Capital of France?\"}, "
+                                    "{\"role\": \"assistant\", \"content\": \"Paris.\"}]}\n",
+                                tok, &o, &st, &err);
+    WT_CHECK(st == WERK_OK && ds, "%s: %s", model, err.msg);
+    if (ds) {
+        int32_t t[128], *ids = NULL;
+        int64_t n = 0;
+        werk_dataset_row(ds, 0, t, NULL, NULL, NULL);
+        WT_CHECK(!werk_tokenizer_encode(tok, rendered, strlen(rendered), bos, true, &ids, &n, &err), "%s",
+                 err.msg);
+        WT_CHECK(n > 0 && n < 128 && same(t, ids, (int)n) && t[n] == 0,
+                 "%s: row is not the rendered conversation", model);
+        free(ids);
+        char *s = scored_text(tok, ds, 0);
+        WT_CHECK(s && strcmp(s, scored) == 0, "%s: scored '%s', want '%s'", model, s ? s : "", scored);
+        free(s);
+    }
+    werk_dataset_free(ds);
+    werk_tokenizer_free(tok);
+    werk_gguf_free(g);
+}
+
 /* The German validation set (scripts/fetch-data) with Gemma 3's tokenizer, when both are
  * there: it loads, packs densely and splits. */
 static void check_german(void) {
@@ -490,6 +576,19 @@ static void check_german(void) {
 int main(void) {
     check_pretokenized();
     check_german();
+    char smol[1024], gemma[1024];
+    snprintf(smol, sizeof(smol), "%s/models/SmolLM2-135M-Instruct.Q4_1.gguf", wt_env("WERK_CACHE"));
+    snprintf(gemma, sizeof(gemma), "%s/models/gemma-3-270m-q4_k_m.gguf", wt_env("WERK_CACHE"));
+    check_real_chat(
+        smol,
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+        "<|im_end|>\n<|im_start|>user\nCapital of France?<|im_end|>\n<|im_start|>assistant\nParis."
+        "<|im_end|>\n",
+        false, "Paris.<|im_end|>");
+    check_real_chat(gemma,
+                    "<start_of_turn>user\nCapital of France?<end_of_turn>\n<start_of_turn>model\nParis."
+                    "<end_of_turn>\n",
+                    true, "Paris.<end_of_turn>");
     check_split_shuffle();
 
     char bin[1000], tokf[1000], gguf[1000], cmd[4096], *log = NULL;

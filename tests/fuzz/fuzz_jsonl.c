@@ -1,8 +1,8 @@
 /* tests/fuzz/fuzz_jsonl.c - libFuzzer target: training sets (JSONL reader, packing, splits)
  *
  * Input: one byte of flags (bit 0: name the file .jsonl.zst; 1: pack; 2: skip bad lines;
- * 3: train on inputs; 4: no truncation; 5: a chatml template; 6: a gemma template), one
- * byte choosing seq (2..65), then the file's bytes. The file is loaded with
+ * 3: train on inputs; 4: no truncation; 5: a chatml template; 6: a gemma template; 7: no
+ * BOS), one byte choosing seq (2..65), then the file's bytes. The file is loaded with
  * werk_dataset_load; with $WERK_FIXTURES the llama SPM vocab fixture is the tokenizer (text
  * and messages records), without it only pre-tokenized records can load. Any input must
  * give either a dataset whose rows keep the invariants (targets inside one document and
@@ -128,6 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     o.skip_bad_lines          = flags & 4;
     o.train_on_inputs         = flags & 8;
     o.no_truncate             = flags & 16;
+    o.no_bos                  = flags & 128;
     o.chat_template           = flags & 32 ? "<|im_start|>" : flags & 64 ? "<start_of_turn>" : NULL;
     o.n_vocab                 = tok ? 0 : 1000;
     int64_t       n_vocab     = tok ? werk_tokenizer_n_vocab(tok) : 1000;
