@@ -103,6 +103,14 @@ werk_status werk_forward_hidden_lora(const werk_model *m, const werk_lora *const
 
 // ---- ops (infer/ops/*.c) ---------------------------------------------------------------
 
+/* C[M,N] = alpha op(A) op(B) + beta C, row-major (ta/tb: A/B transposed), through
+ * OpenBLAS in fixed pieces run on OpenMP threads (infer/ops/gemm.c): bit-identical for
+ * any thread count. Every sgemm of werk goes through it. werk_gemm_init sets OpenBLAS to
+ * one thread (done by the first werk_sgemm; call it before timing anything). */
+void werk_gemm_init(void);
+void werk_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
 /* y[r,:] = x[r,:] / sqrt(mean(x[r,:]^2) + eps) * w (w NULL: no gain). y may be x. */
 void werk_op_rmsnorm_fwd(float *y, const float *x, const float *w, int64_t n_rows, int64_t n, float eps);
 /* dx = d(rmsnorm)/dx^T dy for the same x, w; dx may be dy. */

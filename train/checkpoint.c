@@ -33,10 +33,10 @@
 #include <sys/stat.h>
 #include <zstd.h>
 
-#define CKPT_MAGIC       "WERKCKPT"
-#define CKPT_VERSION     1u
+#define CKPT_MAGIC "WERKCKPT"
+#define CKPT_VERSION 1u
 #define CKPT_FIXED_BYTES 320
-#define CKPT_LOG_REC     40
+#define CKPT_LOG_REC 40
 
 // ---- little-endian packing ---------------------------------------------------------------
 
@@ -116,8 +116,8 @@ static void pack_fixed(uint8_t *b, const werk_ckpt_hp *hp, const werk_ckpt_state
 
 static void unpack_hp(const uint8_t *b, werk_ckpt_hp *hp) {
     memset(hp, 0, sizeof(*hp));
-    hp->n_params = (int64_t)get_u64(b + 16);
-    hp->rank     = (int64_t)get_u64(b + 24);
+    hp->n_params        = (int64_t)get_u64(b + 16);
+    hp->rank            = (int64_t)get_u64(b + 24);
     uint32_t alpha_bits = get_u32(b + 32);
     memcpy(&hp->alpha, &alpha_bits, 4);
     hp->slot_mask    = get_u32(b + 36);
@@ -163,8 +163,13 @@ static werk_status zw_put(zwriter *w, const void *data, size_t n, ZSTD_EndDirect
     }
 }
 
-werk_status werk_ckpt_save(const char *path, const werk_ckpt_hp *hp, const werk_ckpt_state *st,
-                           const float *params, const float *m, const float *v, werk_err *err) {
+werk_status werk_ckpt_save(const char            *path,
+                           const werk_ckpt_hp    *hp,
+                           const werk_ckpt_state *st,
+                           const float           *params,
+                           const float           *m,
+                           const float           *v,
+                           werk_err              *err) {
     if (!host_is_little_endian()) {
         return WERK_FAIL(err, WERK_E_UNSUPPORTED, "checkpoint: big-endian hosts are not supported");
     }
@@ -217,14 +222,14 @@ werk_status werk_ckpt_save(const char *path, const werk_ckpt_hp *hp, const werk_
 // ---- reading -----------------------------------------------------------------------------
 
 typedef struct zreader {
-    const char    *path;
-    FILE          *f;
-    ZSTD_DCtx     *dctx;
-    uint8_t       *in_buf;
-    size_t         in_cap;
-    ZSTD_inBuffer  in;
-    size_t         last_rc; // last ZSTD_decompressStream result: 0 = frame complete
-    bool           file_eof;
+    const char   *path;
+    FILE         *f;
+    ZSTD_DCtx    *dctx;
+    uint8_t      *in_buf;
+    size_t        in_cap;
+    ZSTD_inBuffer in;
+    size_t        last_rc; // last ZSTD_decompressStream result: 0 = frame complete
+    bool          file_eof;
 } zreader;
 
 /* Fills dst with exactly n decompressed bytes; a short read is "truncated". */
@@ -242,7 +247,7 @@ static werk_status zr_get(zreader *r, void *dst, size_t n, werk_err *err) {
             r->in = (ZSTD_inBuffer){r->in_buf, got, 0};
         }
         size_t before_in = r->in.pos, before_out = out.pos;
-        size_t rc        = ZSTD_decompressStream(r->dctx, &out, &r->in);
+        size_t rc = ZSTD_decompressStream(r->dctx, &out, &r->in);
         if (ZSTD_isError(rc)) {
             return WERK_FAIL(err, WERK_E_FORMAT, "%s: checkpoint is corrupt (zstd: %s)", r->path,
                              ZSTD_getErrorName(rc));
@@ -278,7 +283,8 @@ static werk_status zr_finish(zreader *r, werk_err *err) {
                              ZSTD_getErrorName(rc));
         }
         if (out.pos) {
-            return WERK_FAIL(err, WERK_E_FORMAT, "%s: checkpoint has more data than its header says", r->path);
+            return WERK_FAIL(err, WERK_E_FORMAT, "%s: checkpoint has more data than its header says",
+                             r->path);
         }
         r->last_rc = rc;
         if (rc != 0 && r->file_eof && r->in.pos == before) {
@@ -291,11 +297,13 @@ static werk_status zr_finish(zreader *r, werk_err *err) {
     return WERK_OK;
 }
 
-static werk_status check_hp(const char *path, const werk_ckpt_hp *got, const werk_ckpt_hp *want, werk_err *err) {
+static werk_status
+check_hp(const char *path, const werk_ckpt_hp *got, const werk_ckpt_hp *want, werk_err *err) {
 #define HP_INT(field, flag)                                                                                  \
     if (got->field != want->field) {                                                                         \
-        return WERK_FAIL(err, WERK_E_ARG, "%s: checkpoint has %s %lld, this run %lld (resume with the same " flag \
-                         ")", path, #field, (long long)got->field, (long long)want->field);                  \
+        return WERK_FAIL(err, WERK_E_ARG,                                                                    \
+                         "%s: checkpoint has %s %lld, this run %lld (resume with the same " flag ")", path,  \
+                         #field, (long long)got->field, (long long)want->field);                             \
     }
     HP_INT(rank, "--rank")
     HP_INT(slot_mask, "--targets")
@@ -309,22 +317,31 @@ static werk_status check_hp(const char *path, const werk_ckpt_hp *got, const wer
     HP_INT(seed, "--seed")
 #undef HP_INT
     if (memcmp(&got->alpha, &want->alpha, sizeof(float)) != 0) {
-        return WERK_FAIL(err, WERK_E_ARG, "%s: checkpoint has alpha %g, this run %g (resume with the same --alpha)",
-                         path, (double)got->alpha, (double)want->alpha);
+        return WERK_FAIL(err, WERK_E_ARG,
+                         "%s: checkpoint has alpha %g, this run %g (resume with the same --alpha)", path,
+                         (double)got->alpha, (double)want->alpha);
     }
     if (strcmp(got->data_hash, want->data_hash) != 0) {
-        return WERK_FAIL(err, WERK_E_ARG, "%s: the training data changed since this checkpoint (sha256 %.12s..., now %.12s...)",
-                         path, got->data_hash, want->data_hash);
+        return WERK_FAIL(
+            err, WERK_E_ARG,
+            "%s: the training data changed since this checkpoint (sha256 %.12s..., now %.12s...)", path,
+            got->data_hash, want->data_hash);
     }
     if (strcmp(got->base_hash, want->base_hash) != 0) {
-        return WERK_FAIL(err, WERK_E_ARG, "%s: the base model changed since this checkpoint (sha256 %.12s..., now %.12s...)",
+        return WERK_FAIL(err, WERK_E_ARG,
+                         "%s: the base model changed since this checkpoint (sha256 %.12s..., now %.12s...)",
                          path, got->base_hash, want->base_hash);
     }
     return WERK_OK;
 }
 
-werk_status werk_ckpt_load(const char *path, const werk_ckpt_hp *expect, werk_ckpt_state *st, float *params,
-                           float *m, float *v, werk_err *err) {
+werk_status werk_ckpt_load(const char         *path,
+                           const werk_ckpt_hp *expect,
+                           werk_ckpt_state    *st,
+                           float              *params,
+                           float              *m,
+                           float              *v,
+                           werk_err           *err) {
     memset(st, 0, sizeof(*st));
     if (!host_is_little_endian()) {
         return WERK_FAIL(err, WERK_E_UNSUPPORTED, "checkpoint: big-endian hosts are not supported");
@@ -372,9 +389,11 @@ werk_status werk_ckpt_load(const char *path, const werk_ckpt_hp *expect, werk_ck
         n_log           = (int64_t)get_u64(fixed + 312);
         if (st->step < 0 || st->epoch < 0 || st->cursor < 0 || st->cursor > expect->n_train_rows ||
             n_log < 0 || n_log > st->step + 1 || st->tokens_seen < 0) {
-            s = WERK_FAIL(err, WERK_E_FORMAT, "%s: checkpoint state out of range (step %lld, epoch %lld, "
-                          "cursor %lld, %lld log records)", path, (long long)st->step, (long long)st->epoch,
-                          (long long)st->cursor, (long long)n_log);
+            s = WERK_FAIL(err, WERK_E_FORMAT,
+                          "%s: checkpoint state out of range (step %lld, epoch %lld, "
+                          "cursor %lld, %lld log records)",
+                          path, (long long)st->step, (long long)st->epoch, (long long)st->cursor,
+                          (long long)n_log);
         }
     }
     for (int64_t i = 0; !s && i < n_log; i++) { // grows with the bytes actually present
@@ -455,8 +474,8 @@ werk_status werk_ckpt_find(const char *dir, char **path, werk_err *err) {
         s = newest_in(dir, path, &best, err);
     }
     if (!s && best < 0) {
-        s = WERK_FAIL(err, WERK_E_IO, "--resume %s: no checkpoint (step-N.ckpt.zst) there or in its checkpoints/",
-                      dir);
+        s = WERK_FAIL(err, WERK_E_IO,
+                      "--resume %s: no checkpoint (step-N.ckpt.zst) there or in its checkpoints/", dir);
     }
     return s;
 }

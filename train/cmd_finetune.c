@@ -9,12 +9,12 @@
 #include "train/train_int.h"
 
 #include <inttypes.h>
-#include <signal.h>
-#include <unistd.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -76,7 +76,7 @@ static void usage(FILE *f) {
 /* Process-wide by nature (signals are): set by the first SIGINT/SIGTERM; a second one goes
  * to common's handler (removes temporaries, exits 130 at once). */
 static volatile sig_atomic_t g_stop;
-static struct sigaction g_old_int, g_old_term;
+static struct sigaction      g_old_int, g_old_term;
 
 static void on_stop_signal(int sig) {
     if (g_stop) {
@@ -84,7 +84,7 @@ static void on_stop_signal(int sig) {
         raise(sig);
         return;
     }
-    g_stop                = 1;
+    g_stop                  = 1;
     static const char msg[] = "\nwerk: interrupted: saving a checkpoint (again to quit at once)\n";
     ssize_t           w     = write(2, msg, sizeof(msg) - 1);
     (void)w;
@@ -109,9 +109,11 @@ typedef struct parse_state {
     bool              json;
     int               threads;
     const char       *device;
+    bool              lora_shape_set; // --rank / --alpha / --targets / --rslora given
 } parse_state;
 
-static werk_status parse_i64(const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out, werk_err *err) {
+static werk_status
+parse_i64(const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out, werk_err *err) {
     char     *end = NULL;
     long long x   = strtoll(v, &end, 10);
     if (!*v || *end || x < lo || x > hi) {
@@ -122,11 +124,13 @@ static werk_status parse_i64(const char *flag, const char *v, int64_t lo, int64_
     return WERK_OK;
 }
 
-static werk_status parse_f64(const char *flag, const char *v, double lo, double hi, double *out, werk_err *err) {
+static werk_status
+parse_f64(const char *flag, const char *v, double lo, double hi, double *out, werk_err *err) {
     char  *end = NULL;
     double x   = strtod(v, &end);
     if (!*v || *end || !isfinite(x) || x < lo || x > hi) {
-        return WERK_FAIL(err, WERK_E_ARG, "finetune: %s wants a number in [%g, %g] (got '%s')", flag, lo, hi, v);
+        return WERK_FAIL(err, WERK_E_ARG, "finetune: %s wants a number in [%g, %g] (got '%s')", flag, lo, hi,
+                         v);
     }
     *out = x;
     return WERK_OK;
@@ -152,9 +156,10 @@ static werk_status parse_targets(const char *v, uint32_t *mask, werk_err *err) {
             }
         }
         if (k < 0) {
-            return WERK_FAIL(err, WERK_E_ARG,
-                             "finetune: --targets '%s': '%.*s' is not one of q,k,v,o,gate,up,down (or all-linear)", v,
-                             (int)n, p);
+            return WERK_FAIL(
+                err, WERK_E_ARG,
+                "finetune: --targets '%s': '%.*s' is not one of q,k,v,o,gate,up,down (or all-linear)", v,
+                (int)n, p);
         }
         *mask |= 1u << k;
         p += n;
@@ -169,11 +174,12 @@ static werk_status parse_targets(const char *v, uint32_t *mask, werk_err *err) {
 }
 
 static const char *const VALUE_FLAGS[] = {
-    "--model", "--lora", "--val", "--val-split", "--seq", "--rank", "--alpha", "--dropout", "--targets",
-    "--init-adapter", "--optimizer", "--beta1", "--beta2", "--eps", "--weight-decay", "--lr", "--warmup",
-    "--schedule", "--clip-grad-norm", "--batch", "--grad-accum", "--steps", "--epochs", "--seed", "--threads",
-    "--device", "--out", "--eval-every", "--max-val-rows", "--early-stop", "--save-every", "--resume",
-    "--dump-grad", "--recipe"};
+    "--model",          "--lora",    "--val",          "--val-split",    "--seq",          "--rank",
+    "--alpha",          "--dropout", "--targets",      "--init-adapter", "--optimizer",    "--beta1",
+    "--beta2",          "--eps",     "--weight-decay", "--lr",           "--warmup",       "--schedule",
+    "--clip-grad-norm", "--batch",   "--grad-accum",   "--steps",        "--epochs",       "--seed",
+    "--threads",        "--device",  "--out",          "--eval-every",   "--max-val-rows", "--early-stop",
+    "--save-every",     "--resume",  "--dump-grad",    "--recipe"};
 
 static bool is_value_flag(const char *a) {
     for (size_t i = 0; i < sizeof(VALUE_FLAGS) / sizeof(VALUE_FLAGS[0]); i++) {
@@ -184,12 +190,15 @@ static bool is_value_flag(const char *a) {
     return false;
 }
 
-static werk_status parse_value(parse_state *ps, const char *a, const char *v, bool *steps_set, bool *epochs_set,
-                               werk_err *err) {
+static werk_status
+parse_value(parse_state *ps, const char *a, const char *v, bool *steps_set, bool *epochs_set, werk_err *err) {
     werk_finetune_cfg *c = &ps->cfg;
     double             d = 0;
     int64_t            n = 0;
     werk_status        s = WERK_OK;
+    if (!strcmp(a, "--rank") || !strcmp(a, "--alpha") || !strcmp(a, "--targets")) {
+        ps->lora_shape_set = true;
+    }
     if (!strcmp(a, "--model")) {
         c->model = v;
     } else if (!strcmp(a, "--lora")) {
@@ -221,7 +230,7 @@ static werk_status parse_value(parse_state *ps, const char *a, const char *v, bo
             s = WERK_FAIL(err, WERK_E_ARG, "finetune: --optimizer '%s': use adamw or sgd", v);
         }
     } else if (!strcmp(a, "--beta1") || !strcmp(a, "--beta2")) {
-        s = parse_f64(a, v, 0, 0.999999, &d, err);
+        s                                                  = parse_f64(a, v, 0, 0.999999, &d, err);
         *(a[6] == '1' ? &c->optim.beta1 : &c->optim.beta2) = (float)d;
     } else if (!strcmp(a, "--eps")) {
         s            = parse_f64(a, v, 0, 1, &d, err);
@@ -272,7 +281,8 @@ static werk_status parse_value(parse_state *ps, const char *a, const char *v, bo
     } else if (!strcmp(a, "--dump-grad")) { // hidden: first step's gradient as a PEFT dir (tests)
         c->dump_grad = v;
     } else if (!strcmp(a, "--recipe")) {
-        s = WERK_FAIL(err, WERK_E_UNSUPPORTED, "finetune: --recipe is not supported yet; give the flags instead");
+        s = WERK_FAIL(err, WERK_E_UNSUPPORTED,
+                      "finetune: --recipe is not supported yet; give the flags instead");
     }
     return s;
 }
@@ -314,22 +324,22 @@ static void print_json_num(const char *key, double x, bool last) {
 }
 
 int werk_cmd_finetune(int argc, char **argv) {
-    parse_state ps = {0};
-    werk_err    err = {0};
-    werk_finetune_cfg *c = &ps.cfg;
-    c->rank              = 8;
-    c->alpha             = 16.0f;
-    c->slot_mask         = WERK_LORA_ALL_LINEAR;
-    c->optim             = (werk_optim_hp){WERK_OPTIM_ADAMW, 0.9f, 0.999f, 1e-8f, 0.0f};
-    c->lr                = 2e-4;
-    c->schedule          = WERK_SCHED_LINEAR;
-    c->clip_grad_norm    = 1.0;
-    c->batch             = 4;
-    c->grad_accum        = 1;
-    c->seq               = 512;
-    c->seed              = 42;
-    c->progress          = true;
-    c->data_opts.pack    = true;
+    parse_state        ps  = {0};
+    werk_err           err = {0};
+    werk_finetune_cfg *c   = &ps.cfg;
+    c->rank                = 8;
+    c->alpha               = 16.0f;
+    c->slot_mask           = WERK_LORA_ALL_LINEAR;
+    c->optim               = (werk_optim_hp){WERK_OPTIM_ADAMW, 0.9f, 0.999f, 1e-8f, 0.0f};
+    c->lr                  = 2e-4;
+    c->schedule            = WERK_SCHED_LINEAR;
+    c->clip_grad_norm      = 1.0;
+    c->batch               = 4;
+    c->grad_accum          = 1;
+    c->seq                 = 512;
+    c->seed                = 42;
+    c->progress            = true;
+    c->data_opts.pack      = true;
     bool steps_set = false, epochs_set = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -338,7 +348,8 @@ int werk_cmd_finetune(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(a, "--rslora")) {
-            c->rslora = true;
+            c->rslora         = true;
+            ps.lora_shape_set = true;
         } else if (!strcmp(a, "--recompute")) {
             c->recompute = true;
         } else if (!strcmp(a, "--no-pack")) {
@@ -381,12 +392,17 @@ int werk_cmd_finetune(int argc, char **argv) {
     }
     if (ps.device && strcmp(ps.device, "cpu") != 0) {
         if (strcmp(ps.device, "cuda") == 0) {
-            WERK_FAIL(&err, WERK_E_UNSUPPORTED, "finetune: --device cuda: this werk was not built with CUDA training "
+            WERK_FAIL(&err, WERK_E_UNSUPPORTED,
+                      "finetune: --device cuda: this werk was not built with CUDA training "
                       "support; use --device cpu");
         } else {
             WERK_FAIL(&err, WERK_E_ARG, "finetune: --device '%s': use cpu or cuda", ps.device);
         }
         return werk_err_report(&err);
+    }
+    if (c->init_adapter && ps.lora_shape_set) {
+        werk_log(WERK_LOG_WARN, "finetune: --init-adapter brings its own rank, alpha and targets; "
+                                "--rank/--alpha/--targets/--rslora are ignored");
     }
     if (!steps_set && !epochs_set) {
         c->epochs = 1;
@@ -401,7 +417,7 @@ int werk_cmd_finetune(int argc, char **argv) {
 #endif
     char *cmdline   = join_command_line(argc, argv);
     c->command_line = cmdline;
-    c->stop = &g_stop;
+    c->stop         = &g_stop;
     install_stop_handler();
     werk_finetune_result res;
     werk_status          s = werk_finetune_run(c, &res, &err);
@@ -411,7 +427,8 @@ int werk_cmd_finetune(int argc, char **argv) {
         return werk_err_report(&err);
     }
     if (ps.json) {
-        printf("{\"steps\": %" PRId64 ", ", res.steps);
+        printf("{\"steps\": %" PRId64 ", \"train_rows\": %" PRId64 ", \"val_rows\": %" PRId64 ", ", res.steps,
+               res.train_rows, res.val_rows);
         print_json_num("train_loss_first", res.first_loss, false);
         print_json_num("train_loss_last", res.last_loss, false);
         print_json_num("val_loss_before", res.val_before, false);
@@ -434,8 +451,8 @@ int werk_cmd_finetune(int argc, char **argv) {
         printf("steps       %" PRId64 "%s\n", res.steps, res.early_stopped ? " (early stop)" : "");
         printf("train loss  %.6f -> %.6f\n", res.first_loss, res.last_loss);
         if (isfinite(res.val_before) || isfinite(res.val_after)) {
-            printf("val loss    %.6f -> %.6f (best %.6f at step %" PRId64 ")\n", res.val_before, res.val_after,
-                   res.best_val, res.best_step);
+            printf("val loss    %.6f -> %.6f (best %.6f at step %" PRId64 ")\n", res.val_before,
+                   res.val_after, res.best_val, res.best_step);
         }
         printf("tokens/s    %.1f\n", res.tok_per_s);
         printf("adapter     %s/adapter.gguf, %s/adapter/ (PEFT)\n", c->out, c->out);

@@ -23,9 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Activations of one layer saved for its backward. */
+/* Activations of one layer saved for its backward (the normed inputs h1, h2 and glu's
+ * output are cheap to remake: the backward recomputes them when an adapter needs them). */
 typedef struct layer_acts {
-    float *h1, *qpre, *kpre, *q, *k, *v, *att, *lse, *opre, *x2, *h2, *gate, *up, *act, *fpre;
+    float *qpre, *kpre, *q, *k, *v, *att, *lse, *opre, *x2, *gate, *up, *fpre;
 } layer_acts;
 
 struct werk_train_ws {
@@ -36,6 +37,7 @@ struct werk_train_ws {
     float          *xin;    // [(n_layer + 1), N, D]: the input of each layer, then the final x
     float          *xn;     // [N, D] final-normed
     float          *dx, *dd, *dd2, *df1, *df2, *dq1, *dq, *dk, *dv, *xout;
+    float          *hs;           // [N, wide] h1, h2 or glu's output of the layer at hand
     float          *drop, *ddrop; // [N, wide] dropped LoRA input and its gradient
     float          *mm_scratch, *lora_tmp, *ce_scratch;
     int32_t        *pos, *start;
@@ -62,7 +64,6 @@ static int64_t max64(int64_t a, int64_t b) {
 
 static void acts_alloc(werk_train_ws *ws, const werk_model *m, const werk_layer *L, layer_acts *a, bool *ok) {
     int64_t N = ws->N;
-    a->h1   = ws_alloc(ws, N * ws->D, ok);
     a->qpre = L->q_norm ? ws_alloc(ws, N * ws->qd, ok) : NULL;
     a->kpre = L->k_norm ? ws_alloc(ws, N * ws->kd, ok) : NULL;
     a->q    = ws_alloc(ws, N * ws->qd, ok);
@@ -72,16 +73,13 @@ static void acts_alloc(werk_train_ws *ws, const werk_model *m, const werk_layer 
     a->lse  = ws_alloc(ws, N * m->n_head, ok);
     a->opre = L->post_attn_norm ? ws_alloc(ws, N * ws->D, ok) : NULL;
     a->x2   = ws_alloc(ws, N * ws->D, ok);
-    a->h2   = ws_alloc(ws, N * ws->D, ok);
     a->gate = ws_alloc(ws, N * ws->F, ok);
     a->up   = ws_alloc(ws, N * ws->F, ok);
-    a->act  = ws_alloc(ws, N * ws->F, ok);
     a->fpre = L->post_ffn_norm ? ws_alloc(ws, N * ws->D, ok) : NULL;
 }
 
 static void acts_free(layer_acts *a) {
-    float *p[] = {a->h1, a->qpre, a->kpre, a->q, a->k, a->v, a->att, a->lse,
-                  a->opre, a->x2, a->h2, a->gate, a->up, a->act, a->fpre};
+    float *p[] = {a->qpre, a->kpre, a->q, a->k, a->v, a->att, a->lse, a->opre, a->x2, a->gate, a->up, a->fpre};
     for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++) {
         free(p[i]);
     }
@@ -155,6 +153,7 @@ werk_status werk_train_ws_init(const werk_model *m, const werk_lora *params, int
     ws->dd         = ws_alloc(ws, N * D, &ok);
     ws->dd2        = ws_alloc(ws, N * D, &ok);
     ws->xout       = ws_alloc(ws, N * D, &ok);
+    ws->hs         = ws_alloc(ws, N * ws->wide, &ok);
     ws->df1        = ws_alloc(ws, N * ws->F, &ok);
     ws->df2        = ws_alloc(ws, N * ws->F, &ok);
     ws->dq1        = ws_alloc(ws, N * ws->qd, &ok);
@@ -187,7 +186,7 @@ void werk_train_ws_free(werk_train_ws *ws) {
     }
     free(ws->acts);
     float *p[] = {ws->xin, ws->xn,   ws->dx,    ws->dd,         ws->dd2,      ws->df1,       ws->df2,
-                  ws->dq1, ws->dq,   ws->dk,    ws->dv,         ws->xout,     ws->drop,      ws->ddrop,
+                  ws->dq1, ws->dq,   ws->dk,    ws->dv,         ws->xout,     ws->drop,      ws->ddrop, ws->hs,
                   ws->mm_scratch, ws->lora_tmp, ws->ce_scratch};
     for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++) {
         free(p[i]);
@@ -281,11 +280,12 @@ static void layer_fwd(const walk *wk, int64_t il, const float *x, layer_acts *a,
     const werk_model *m  = wk->m;
     const werk_layer *L  = &m->layers[il];
     int64_t           N = ws->N, D = ws->D, hd = m->head_dim;
-    werk_op_rmsnorm_fwd(a->h1, x, L->attn_norm, N, D, m->eps);
+    float            *h = ws->hs;
+    werk_op_rmsnorm_fwd(h, x, L->attn_norm, N, D, m->eps);
     float *q = L->q_norm ? a->qpre : a->q, *k = L->k_norm ? a->kpre : a->k;
-    linear_fwd(wk, q, a->h1, &L->wq, il, WERK_LORA_Q);
-    linear_fwd(wk, k, a->h1, &L->wk, il, WERK_LORA_K);
-    linear_fwd(wk, a->v, a->h1, &L->wv, il, WERK_LORA_V);
+    linear_fwd(wk, q, h, &L->wq, il, WERK_LORA_Q);
+    linear_fwd(wk, k, h, &L->wk, il, WERK_LORA_K);
+    linear_fwd(wk, a->v, h, &L->wv, il, WERK_LORA_V);
     add_bias(q, L->bq, N, ws->qd);
     add_bias(k, L->bk, N, ws->kd);
     add_bias(a->v, L->bv, N, ws->kd);
@@ -308,12 +308,12 @@ static void layer_fwd(const walk *wk, int64_t il, const float *x, layer_acts *a,
     for (int64_t i = 0; i < N * D; i++) {
         a->x2[i] = x[i] + y[i];
     }
-    werk_op_rmsnorm_fwd(a->h2, a->x2, L->ffn_norm, N, D, m->eps);
-    linear_fwd(wk, a->gate, a->h2, &L->w_gate, il, WERK_LORA_GATE);
-    linear_fwd(wk, a->up, a->h2, &L->w_up, il, WERK_LORA_UP);
-    werk_op_glu_fwd(a->act, a->gate, a->up, N * ws->F, m->act);
+    werk_op_rmsnorm_fwd(h, a->x2, L->ffn_norm, N, D, m->eps);
+    linear_fwd(wk, a->gate, h, &L->w_gate, il, WERK_LORA_GATE);
+    linear_fwd(wk, a->up, h, &L->w_up, il, WERK_LORA_UP);
+    werk_op_glu_fwd(h, a->gate, a->up, N * ws->F, m->act);
     float *f = L->post_ffn_norm ? a->fpre : y;
-    linear_fwd(wk, f, a->act, &L->w_down, il, WERK_LORA_DOWN);
+    linear_fwd(wk, f, h, &L->w_down, il, WERK_LORA_DOWN);
     if (L->post_ffn_norm) {
         werk_op_rmsnorm_fwd(y, a->fpre, L->post_ffn_norm, N, D, m->eps);
     }
@@ -360,12 +360,19 @@ static void layer_bwd(const walk *wk, int64_t il, const float *x, const layer_ac
         werk_op_rmsnorm_bwd(ws->dd, ws->dx, a->fpre, L->post_ffn_norm, N, D, m->eps);
         df = ws->dd;
     }
+    float *h = ws->hs; // inputs of the projections, remade only when an adapter needs them
+    if (lora_of(wk->params, il, WERK_LORA_DOWN)) {
+        werk_op_glu_fwd(h, a->gate, a->up, N * F, m->act);
+    }
     memset(ws->df1, 0, (size_t)(N * F) * sizeof(float));
-    linear_bwd(wk, ws->df1, df, a->act, &L->w_down, il, WERK_LORA_DOWN);
+    linear_bwd(wk, ws->df1, df, h, &L->w_down, il, WERK_LORA_DOWN);
     werk_op_glu_bwd(ws->df1, ws->df2, ws->df1, a->gate, a->up, N * F, m->act);
+    if (lora_of(wk->params, il, WERK_LORA_GATE) || lora_of(wk->params, il, WERK_LORA_UP)) {
+        werk_op_rmsnorm_fwd(h, a->x2, L->ffn_norm, N, D, m->eps);
+    }
     memset(ws->dd2, 0, (size_t)(N * D) * sizeof(float));
-    linear_bwd(wk, ws->dd2, ws->df1, a->h2, &L->w_gate, il, WERK_LORA_GATE);
-    linear_bwd(wk, ws->dd2, ws->df2, a->h2, &L->w_up, il, WERK_LORA_UP);
+    linear_bwd(wk, ws->dd2, ws->df1, h, &L->w_gate, il, WERK_LORA_GATE);
+    linear_bwd(wk, ws->dd2, ws->df2, h, &L->w_up, il, WERK_LORA_UP);
     werk_op_rmsnorm_bwd(ws->dd2, ws->dd2, a->x2, L->ffn_norm, N, D, m->eps);
     add_into(ws->dx, ws->dd2, N * D);
     // attention block: x2 = x + [norm](att Wo^T)
@@ -386,10 +393,14 @@ static void layer_bwd(const walk *wk, int64_t il, const float *x, const layer_ac
     if (L->k_norm) {
         werk_op_rmsnorm_bwd(ws->dk, ws->dk, a->kpre, L->k_norm, N * m->n_head_kv, hd, m->eps);
     }
+    if (lora_of(wk->params, il, WERK_LORA_Q) || lora_of(wk->params, il, WERK_LORA_K) ||
+        lora_of(wk->params, il, WERK_LORA_V)) {
+        werk_op_rmsnorm_fwd(h, x, L->attn_norm, N, D, m->eps);
+    }
     memset(ws->dd2, 0, (size_t)(N * D) * sizeof(float));
-    linear_bwd(wk, ws->dd2, ws->dq, a->h1, &L->wq, il, WERK_LORA_Q);
-    linear_bwd(wk, ws->dd2, ws->dk, a->h1, &L->wk, il, WERK_LORA_K);
-    linear_bwd(wk, ws->dd2, ws->dv, a->h1, &L->wv, il, WERK_LORA_V);
+    linear_bwd(wk, ws->dd2, ws->dq, h, &L->wq, il, WERK_LORA_Q);
+    linear_bwd(wk, ws->dd2, ws->dk, h, &L->wk, il, WERK_LORA_K);
+    linear_bwd(wk, ws->dd2, ws->dv, h, &L->wv, il, WERK_LORA_V);
     werk_op_rmsnorm_bwd(ws->dd2, ws->dd2, x, L->attn_norm, N, D, m->eps);
     add_into(ws->dx, ws->dd2, N * D);
 }

@@ -9,7 +9,8 @@
 /* Default number of vocabulary rows per LM-head chunk. */
 enum { WERK_CE_DEFAULT_CHUNK = 4096 };
 
-/* Floats of scratch werk_ce_fwd_bwd needs for n rows of width w->cols and chunk vocab rows. */
+/* Floats of scratch werk_ce_fwd_bwd needs for n rows of width w->cols and chunk vocab rows
+ * (the scratch must be aligned for doubles, as malloc's is). */
 int64_t werk_ce_scratch(int64_t n, const werk_wview *w, int64_t chunk);
 
 /* LM head + cross-entropy, forward and backward in one pass over the vocabulary:

@@ -33,10 +33,10 @@ void werk_lora_init_peft(werk_lora *l, const werk_model *m, uint64_t seed) {
             if (!mat->a) {
                 continue;
             }
-            const werk_layer *L    = &m->layers[il];
+            const werk_layer *L                    = &m->layers[il];
             const werk_wview *w[WERK_LORA_N_SLOTS] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
                                                       &L->w_gate, &L->w_up, &L->w_down};
-            int64_t           n_in  = w[s]->cols, n_out = w[s]->rows;
+            int64_t           n_in = w[s]->cols, n_out = w[s]->rows;
             float             bound = 1.0f / sqrtf((float)n_in);
             for (int64_t i = 0; i < mat->r * n_in; i++) {
                 mat->a[i] = (2.0f * rng_uniform(&rng) - 1.0f) * bound;

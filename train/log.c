@@ -85,7 +85,8 @@ static double chart_y(const chart *c, double y) {
     return SVG_H - PAD_B - (y - c->y0) / (c->y1 - c->y0) * (SVG_H - PAD_T - PAD_B);
 }
 
-static void put_series(werk_strbuf *b, const werk_loss_log *log, const chart *c, bool val, const char *color) {
+static void
+put_series(werk_strbuf *b, const werk_loss_log *log, const chart *c, bool val, const char *color) {
     int64_t n_pts = 0;
     char    s[96];
     for (int64_t i = 0; i < log->n; i++) {
@@ -94,7 +95,8 @@ static void put_series(werk_strbuf *b, const werk_loss_log *log, const chart *c,
             continue;
         }
         if (n_pts++ == 0) {
-            snprintf(s, sizeof(s), "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", color);
+            snprintf(s, sizeof(s), "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"",
+                     color);
             werk_strbuf_puts(b, s);
         }
         snprintf(s, sizeof(s), "%.2f,%.2f ", chart_x(c, (double)log->recs[i].step), chart_y(c, y));
@@ -106,10 +108,10 @@ static void put_series(werk_strbuf *b, const werk_loss_log *log, const chart *c,
 }
 
 werk_status werk_loss_log_write_svg(const werk_loss_log *log, const char *path, werk_err *err) {
-    chart c = {INFINITY, -INFINITY, INFINITY, -INFINITY};
+    chart c       = {INFINITY, -INFINITY, INFINITY, -INFINITY};
     bool  has_val = false;
     for (int64_t i = 0; i < log->n; i++) {
-        const werk_loss_rec *r = &log->recs[i];
+        const werk_loss_rec *r     = &log->recs[i];
         double               ys[2] = {r->train_loss, r->val_loss};
         for (int k = 0; k < 2; k++) {
             if (!isfinite(ys[k])) {
@@ -157,15 +159,15 @@ werk_status werk_loss_log_write_svg(const werk_loss_log *log, const char *path, 
     }
     for (int k = 0; k <= 4; k++) { // step labels
         double x = c.x0 + (c.x1 - c.x0) * k / 4.0;
-        snprintf(s, sizeof(s), "<text x=\"%.2f\" y=\"%d\" text-anchor=\"middle\">%.0f</text>\n", chart_x(&c, x),
-                 SVG_H - PAD_B + 18, x);
+        snprintf(s, sizeof(s), "<text x=\"%.2f\" y=\"%d\" text-anchor=\"middle\">%.0f</text>\n",
+                 chart_x(&c, x), SVG_H - PAD_B + 18, x);
         werk_strbuf_puts(&b, s);
     }
     snprintf(s, sizeof(s), "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">step</text>\n",
              (SVG_W + PAD_L - PAD_R) / 2, SVG_H - 10);
     werk_strbuf_puts(&b, s);
-    snprintf(s, sizeof(s),
-             "<text x=\"%d\" y=\"%d\" fill=\"#1f77b4\">train</text>%s\n</g>\n", SVG_W - PAD_R - 110, PAD_T + 4,
+    snprintf(s, sizeof(s), "<text x=\"%d\" y=\"%d\" fill=\"#1f77b4\">train</text>%s\n</g>\n",
+             SVG_W - PAD_R - 110, PAD_T + 4,
              has_val ? "<text x=\"730\" y=\"34\" fill=\"#d62728\">val</text>" : "");
     werk_strbuf_puts(&b, s);
     put_series(&b, log, &c, false, "#1f77b4");

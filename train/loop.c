@@ -21,6 +21,7 @@
  * val adapter, both formats), checkpoints/step-N.ckpt.zst.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "infer/model_int.h"
 #include "train/train_int.h"
 
 #include <inttypes.h>
@@ -45,10 +46,10 @@ typedef struct run {
     werk_ckpt_hp             hp;
     werk_ckpt_state          st;
     int64_t                  n_params, total_steps, n_rows;
-    int64_t                 *perm;       // [n_rows] row order of perm_epoch
-    int64_t                  perm_epoch; // -1: none yet
+    int64_t                 *perm;                         // [n_rows] row order of perm_epoch
+    int64_t                  perm_epoch;                   // -1: none yet
     int32_t                 *tokens, *targets, *pos, *doc; // [batch * seq]
-    float                   *logits;                        // [seq * n_vocab] for val
+    float                   *logits;                       // [seq * n_vocab] for val
     char                     out_path[4096];
     char                     base_hash[65];
     char                     steps_str[32], seed_str[32];
@@ -60,9 +61,7 @@ static const char *out_file(run *r, const char *name) {
 }
 
 /* Ctrl-C: the command's handler sets cfg->stop (common's handler would exit at once). */
-static bool stop_requested(const run *r) {
-    return werk_interrupted() || (r->cfg->stop && *r->cfg->stop);
-}
+static bool stop_requested(const run *r) { return werk_interrupted() || (r->cfg->stop && *r->cfg->stop); }
 
 // ---- data stream ---------------------------------------------------------------------------
 
@@ -91,7 +90,8 @@ static werk_status fill_micro_batch(run *r, werk_err *err) {
         if (s) {
             return s;
         }
-        werk_dataset_row(r->train, row, r->tokens + b * T, r->targets + b * T, r->pos + b * T, r->doc + b * T);
+        werk_dataset_row(r->train, row, r->tokens + b * T, r->targets + b * T, r->pos + b * T,
+                         r->doc + b * T);
     }
     return WERK_OK;
 }
@@ -99,8 +99,13 @@ static werk_status fill_micro_batch(run *r, werk_err *err) {
 // ---- validation ------------------------------------------------------------------------------
 
 /* Sum of CE over the scored targets of tokens[0..T) run as one document. */
-static werk_status eval_document(run *r, const int32_t *tokens, const int32_t *targets, int64_t T, double *sum,
-                                 int64_t *n, werk_err *err) {
+static werk_status eval_document(run           *r,
+                                 const int32_t *tokens,
+                                 const int32_t *targets,
+                                 int64_t        T,
+                                 double        *sum,
+                                 int64_t       *n,
+                                 werk_err      *err) {
     bool any = false;
     for (int64_t t = 0; t < T; t++) {
         any = any || targets[t] != WERK_LABEL_IGNORE;
@@ -176,13 +181,17 @@ static werk_status save_adapter(run *r, const char *gguf_name, const char *peft_
     const werk_finetune_cfg *c = r->cfg;
     snprintf(r->steps_str, sizeof(r->steps_str), "%" PRId64, r->st.step);
     snprintf(r->seed_str, sizeof(r->seed_str), "%" PRIu64, c->seed);
-    const char *keys[] = {"werk_version", "base_sha256",  "data_sha256", "command_line",
-                          "steps",        "seed",         "base_model"};
-    const char *vals[] = {WERK_VERSION, r->base_hash,   werk_dataset_hash(r->train),
+    const char    *keys[] = {"werk_version", "base_sha256", "data_sha256", "command_line",
+                             "steps",        "seed",        "base_model"};
+    const char    *vals[] = {WERK_VERSION,
+                             r->base_hash,
+                             werk_dataset_hash(r->train),
                           c->command_line ? c->command_line : "",
-                          r->steps_str, r->seed_str,    c->model};
-    werk_lora_meta meta = {keys, vals, (int)(sizeof(keys) / sizeof(keys[0]))};
-    werk_status    s    = werk_lora_save_gguf(r->params, r->m, out_file(r, gguf_name), &meta, err);
+                             r->steps_str,
+                             r->seed_str,
+                             c->model};
+    werk_lora_meta meta   = {keys, vals, (int)(sizeof(keys) / sizeof(keys[0]))};
+    werk_status    s      = werk_lora_save_gguf(r->params, r->m, out_file(r, gguf_name), &meta, err);
     if (!s) {
         s = werk_lora_save_peft(r->params, r->m, out_file(r, peft_name), c->model, &meta, err);
     }
@@ -234,12 +243,12 @@ static const char *chat_template_of(const werk_gguf *g) {
 }
 
 static werk_status setup_data(run *r, werk_err *err) {
-    const werk_finetune_cfg *c    = r->cfg;
-    werk_dataset_opts        o    = c->data_opts;
-    o.seq                         = c->seq;
-    o.n_vocab                     = werk_model_n_vocab(r->m);
-    o.chat_template               = chat_template_of(r->g);
-    werk_status s                 = werk_dataset_load(c->data, r->tok, &o, &r->train, err);
+    const werk_finetune_cfg *c = r->cfg;
+    werk_dataset_opts        o = c->data_opts;
+    o.seq                      = c->seq;
+    o.n_vocab                  = werk_model_n_vocab(r->m);
+    o.chat_template            = chat_template_of(r->g);
+    werk_status s              = werk_dataset_load(c->data, r->tok, &o, &r->train, err);
     if (s) {
         return s;
     }
@@ -263,9 +272,11 @@ static werk_status setup_data(run *r, werk_err *err) {
     if (ds.n_scored < 1) {
         return WERK_FAIL(err, WERK_E_FORMAT, "%s: no scored tokens to train on (all labels masked)", c->data);
     }
-    werk_log(WERK_LOG_INFO, "finetune: %lld records, %lld rows, %lld tokens (%lld scored), %lld bad lines skipped, "
-             "%lld truncated", (long long)ds.n_records, (long long)ds.n_rows, (long long)ds.n_tokens,
-             (long long)ds.n_scored, (long long)ds.n_bad_lines, (long long)ds.n_truncated);
+    werk_log(WERK_LOG_INFO,
+             "finetune: %lld records, %lld rows, %lld tokens (%lld scored), %lld bad lines skipped, "
+             "%lld truncated",
+             (long long)ds.n_records, (long long)ds.n_rows, (long long)ds.n_tokens, (long long)ds.n_scored,
+             (long long)ds.n_bad_lines, (long long)ds.n_truncated);
     return WERK_OK;
 }
 
@@ -303,7 +314,7 @@ static void fill_hp(run *r) {
     h->rank         = werk_lora_rank(r->params);
     h->alpha        = werk_lora_alpha(r->params);
     h->slot_mask    = werk_lora_slot_mask(r->params);
-    h->rslora       = c->rslora;
+    h->rslora       = r->params->rslora; // an --init-adapter brings its own
     h->optim        = (uint32_t)c->optim.kind;
     h->batch        = c->batch;
     h->seq          = c->seq;
@@ -340,19 +351,21 @@ static int64_t steps_for_epochs(const werk_finetune_cfg *c, int64_t n_rows) {
 /* Accumulates grads over grad_accum micro-batches; *loss = mean CE of the step (NAN when
  * nothing was scored). */
 static werk_status accumulate(run *r, double *loss, int64_t *n_scored, werk_err *err) {
-    int64_t n      = 0;
-    float  *g      = werk_lora_params(r->grads, &n);
+    int64_t n = 0;
+    float  *g = werk_lora_params(r->grads, &n);
     memset(g, 0, (size_t)n * sizeof(float));
-    double  sum    = 0;
-    int64_t scored = 0;
-    werk_train_batch batch = {r->cfg->batch, r->cfg->seq, r->tokens, r->targets, r->pos, r->doc};
+    double           sum    = 0;
+    int64_t          scored = 0;
+    werk_train_batch batch  = {r->cfg->batch, r->cfg->seq, r->tokens, r->targets, r->pos, r->doc};
     for (int64_t a = 0; a < r->cfg->grad_accum; a++) {
         if (stop_requested(r)) {
             return WERK_FAIL(err, WERK_E_INTERRUPTED, "finetune: interrupted");
         }
         werk_status s = fill_micro_batch(r, err);
         if (!s) {
-            s = werk_train_grad(r->ws, r->m, r->params, r->grads, &batch, r->st.step, &sum, &scored, err);
+            // each micro-batch gets its own dropout mask: the counter is unique per micro-batch
+            int64_t micro = r->st.step * r->cfg->grad_accum + a;
+            s = werk_train_grad(r->ws, r->m, r->params, r->grads, &batch, micro, &sum, &scored, err);
         }
         if (s) {
             return s;
@@ -375,11 +388,13 @@ static werk_status dump_grad(run *r, werk_err *err) {
 
 /* Evaluates, records best / early stop, saves best/ and the log. */
 static werk_status do_eval(run *r, werk_loss_rec *rec, bool *stop, werk_err *err) {
-    double      vl = NAN;
+    double      vl = NAN, t0 = werk_time_s();
     werk_status s = eval_val(r, &vl, err);
     if (s) {
         return s;
     }
+    werk_log(WERK_LOG_INFO, "finetune: step %lld: val loss %.6f (perplexity %.4f; %.1f s)",
+             (long long)r->st.step, vl, exp(vl), werk_time_s() - t0);
     rec->val_loss = vl;
     if (vl < r->st.best_val) {
         r->st.best_val    = vl;
@@ -398,19 +413,19 @@ static werk_status do_eval(run *r, werk_loss_rec *rec, bool *stop, werk_err *err
 // ---- the loop ------------------------------------------------------------------------------------
 
 static werk_status train(run *r, werk_finetune_result *res, werk_err *err) {
-    const werk_finetune_cfg *c  = r->cfg;
-    float                   *p  = werk_lora_params(r->params, &r->n_params);
-    float                   *g  = werk_lora_params(r->grads, &r->n_params);
-    const int64_t            BT = c->batch * c->seq * c->grad_accum;
-    werk_status              s  = WERK_OK;
-    bool                     stop = false;
+    const werk_finetune_cfg *c      = r->cfg;
+    float                   *p      = werk_lora_params(r->params, &r->n_params);
+    float                   *g      = werk_lora_params(r->grads, &r->n_params);
+    const int64_t            BT     = c->batch * c->seq * c->grad_accum;
+    werk_status              s      = WERK_OK;
+    bool                     stop   = false;
     bool                     dumped = false;
 
     if (r->val && r->st.step == 0 && r->st.log.n == 0) { // val loss before training
         werk_loss_rec rec = {0, NAN, NAN, NAN, NAN};
         s                 = do_eval(r, &rec, &stop, err);
         if (!s) {
-            res->val_before = rec.val_loss;
+            res->val_before   = rec.val_loss;
             r->st.n_bad_evals = 0;
             s                 = werk_loss_log_add(&r->st.log, &rec, err);
         }
@@ -437,10 +452,10 @@ static werk_status train(run *r, werk_finetune_result *res, werk_err *err) {
     int64_t tok_run = 0, first_step = r->st.step;
     while (!s && !stop && r->st.step < r->total_steps) {
         int64_t epoch0 = r->st.epoch, cursor0 = r->st.cursor;
-        double  t0     = werk_time_s();
+        double  t0       = werk_time_s();
         double  loss     = NAN;
         int64_t n_scored = 0;
-        s = accumulate(r, &loss, &n_scored, err);
+        s                = accumulate(r, &loss, &n_scored, err);
         if (s) {
             r->st.epoch  = epoch0; // a step cut short is not taken: resume redoes it
             r->st.cursor = cursor0;
@@ -463,7 +478,7 @@ static werk_status train(run *r, werk_finetune_result *res, werk_err *err) {
         r->st.step++;
         r->st.tokens_seen += BT;
         tok_run += BT;
-        double        dt  = werk_time_s() - t0;
+        double dt = werk_time_s() - t0;
         t_train += dt;
         werk_loss_rec rec = {r->st.step, loss, NAN, lr, dt > 0 ? (double)BT / dt : NAN};
         if (r->st.step == first_step + 1) {
@@ -475,6 +490,10 @@ static werk_status train(run *r, werk_finetune_result *res, werk_err *err) {
         if (eval_now) {
             s = do_eval(r, &rec, &stop, err);
             if (s) {
+                if (s == WERK_E_INTERRUPTED) { // the step itself is done: keep its record
+                    rec.val_loss = NAN;
+                    werk_loss_log_add(&r->st.log, &rec, NULL);
+                }
                 break;
             }
             res->val_after = rec.val_loss;
@@ -489,8 +508,8 @@ static werk_status train(run *r, werk_finetune_result *res, werk_err *err) {
             s = save_checkpoint(r, err);
         }
         if (c->progress) {
-            double el = t_train;
-            char val_part[48] = "";
+            double el           = t_train;
+            char   val_part[48] = "";
             if (isfinite(rec.val_loss)) {
                 snprintf(val_part, sizeof(val_part), " val %.4f", rec.val_loss);
             }
@@ -505,8 +524,8 @@ static werk_status train(run *r, werk_finetune_result *res, werk_err *err) {
     if (c->progress) {
         werk_progress_done(&prog);
     }
-    res->tok_per_s = t_train > 0 ? (double)tok_run / t_train : 0;
-    res->steps     = r->st.step;
+    res->tok_per_s     = t_train > 0 ? (double)tok_run / t_train : 0;
+    res->steps         = r->st.step;
     res->early_stopped = stop;
     if (s == WERK_E_INTERRUPTED) {
         res->interrupted = true;
@@ -519,8 +538,10 @@ static werk_status train(run *r, werk_finetune_result *res, werk_err *err) {
             *err = e2;
             return s2;
         }
-        werk_log(WERK_LOG_WARN, "finetune: interrupted at step %lld; checkpoint saved under %s/checkpoints "
-                 "(continue with --resume %s)", (long long)r->st.step, c->out, c->out);
+        werk_log(WERK_LOG_WARN,
+                 "finetune: interrupted at step %lld; checkpoint saved under %s/checkpoints "
+                 "(continue with --resume %s)",
+                 (long long)r->st.step, c->out, c->out);
         return s;
     }
     if (s) {
@@ -554,7 +575,8 @@ werk_status werk_finetune_run(const werk_finetune_cfg *cfg, werk_finetune_result
     run r                            = {.cfg = cfg, .perm_epoch = -1};
     r.st.best_val                    = INFINITY;
     r.st.best_step                   = -1;
-    werk_status s                    = werk_gguf_read(cfg->model, &r.g, err);
+    r.st.rng      = cfg->seed; // all randomness is counter-based: f(seed, epoch) order, f(seed, step) dropout
+    werk_status s = werk_gguf_read(cfg->model, &r.g, err);
     if (!s) {
         s = werk_model_load(r.g, &r.m, err);
         if (s) {
@@ -564,7 +586,8 @@ werk_status werk_finetune_run(const werk_finetune_cfg *cfg, werk_finetune_result
     if (!s) {
         werk_err te = {0};
         if (werk_tokenizer_init(r.g, &r.tok, &te)) { // pre-tokenized data still works
-            werk_log(WERK_LOG_WARN, "finetune: %s: no usable tokenizer (%s); only pre-tokenized records will load",
+            werk_log(WERK_LOG_WARN,
+                     "finetune: %s: no usable tokenizer (%s); only pre-tokenized records will load",
                      cfg->model, te.msg);
             r.tok = NULL;
         }
@@ -580,14 +603,17 @@ werk_status werk_finetune_run(const werk_finetune_cfg *cfg, werk_finetune_result
     }
     if (!s) {
         fill_hp(&r);
-        r.total_steps = cfg->steps > 0 ? cfg->steps : steps_for_epochs(cfg, r.n_rows);
-        size_t bt  = (size_t)(cfg->batch * cfg->seq);
-        r.perm     = werk_malloc((size_t)r.n_rows * sizeof(int64_t));
-        r.tokens   = werk_malloc(bt * sizeof(int32_t));
-        r.targets  = werk_malloc(bt * sizeof(int32_t));
-        r.pos      = werk_malloc(bt * sizeof(int32_t));
-        r.doc      = werk_malloc(bt * sizeof(int32_t));
-        r.logits   = r.val ? werk_malloc((size_t)cfg->seq * (size_t)werk_model_n_vocab(r.m) * sizeof(float)) : NULL;
+        res->train_rows = r.n_rows;
+        res->val_rows   = r.val ? werk_dataset_n_rows(r.val) : 0;
+        r.total_steps   = cfg->steps > 0 ? cfg->steps : steps_for_epochs(cfg, r.n_rows);
+        size_t bt       = (size_t)(cfg->batch * cfg->seq);
+        r.perm          = werk_malloc((size_t)r.n_rows * sizeof(int64_t));
+        r.tokens        = werk_malloc(bt * sizeof(int32_t));
+        r.targets       = werk_malloc(bt * sizeof(int32_t));
+        r.pos           = werk_malloc(bt * sizeof(int32_t));
+        r.doc           = werk_malloc(bt * sizeof(int32_t));
+        r.logits =
+            r.val ? werk_malloc((size_t)cfg->seq * (size_t)werk_model_n_vocab(r.m) * sizeof(float)) : NULL;
         if (!r.perm || !r.tokens || !r.targets || !r.pos || !r.doc || (r.val && !r.logits)) {
             s = WERK_FAIL(err, WERK_E_OOM, "finetune: out of memory for batch buffers");
         }
@@ -601,6 +627,18 @@ werk_status werk_finetune_run(const werk_finetune_cfg *cfg, werk_finetune_result
             s = werk_mkdir_p(sub, err);
         }
     }
+    if (!s && !cfg->resume) { // never mix two runs' checkpoints in one folder
+        char    *old = NULL;
+        werk_err e2  = {0};
+        if (werk_ckpt_find(cfg->out, &old, &e2) == WERK_OK) {
+            s = WERK_FAIL(
+                err, WERK_E_ARG,
+                "finetune: %s already holds a run's checkpoints (%s); continue it with --resume %s or "
+                "choose another --out",
+                cfg->out, old, cfg->out);
+            free(old);
+        }
+    }
     if (!s && cfg->resume) {
         s = setup_resume(&r, err);
     }
@@ -610,7 +648,8 @@ werk_status werk_finetune_run(const werk_finetune_cfg *cfg, werk_finetune_result
     }
     if (!s) {
         werk_log(WERK_LOG_INFO, "finetune: %lld trainable parameters, %lld steps, workspace %.1f MiB",
-                 (long long)r.n_params, (long long)r.total_steps, (double)werk_train_ws_bytes(r.ws) / 1048576.0);
+                 (long long)r.n_params, (long long)r.total_steps,
+                 (double)werk_train_ws_bytes(r.ws) / 1048576.0);
         s = train(&r, res, err);
     }
     werk_train_ws_free(r.ws);

@@ -3,7 +3,7 @@
  * Only scored rows (target >= 0) are gathered: xs [S, D]. For each chunk of C vocab rows
  * Wc [C, D] (dequantized from the stored type; tied embeddings included):
  *   z = xs Wc^T [S, C]; per row an online softmax keeps the running max m, the running
- *   sum l = sum exp(z - m) (double) and acc = sum exp(z - m) W_v [D] (rescaled by
+ *   sum l = sum exp(z - m) (float exponentials, double sum) and acc = sum exp(z - m) W_v [D] (rescaled by
  *   exp(m_old - m_new) when m grows; the chunk's exp(z - m) is added with one sgemm).
  * At the end, per row with target t:
  *   forward   CE = m + log l - z_t
@@ -14,7 +14,6 @@
  */
 #include "train/grad_int.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -27,16 +26,16 @@ static int64_t chunk_rows(const werk_wview *w, int64_t chunk) {
 
 int64_t werk_ce_scratch(int64_t n, const werk_wview *w, int64_t chunk) {
     int64_t C = chunk_rows(w, chunk), D = w->cols;
-    // xs, acc [n, D]; wc [C, D]; z [n, C]; m, l, zt doubles [n] (2 floats each); index [n]
+    // m, l, zt doubles [n] (2 floats each); index [n]; xs, acc [n, D]; wc [C, D]; z [n, C]
     return 2 * n * D + C * D + n * C + 6 * n + n;
 }
 
 werk_status werk_ce_fwd_bwd(float *dx, const float *x, const int32_t *targets, int64_t n, const werk_wview *w,
                             int64_t chunk, float *scratch, double *loss_sum, int64_t *n_scored, werk_err *err) {
     int64_t C = chunk_rows(w, chunk), D = w->cols, V = w->rows;
-    float  *xs = scratch, *acc = xs + n * D, *wc = acc + n * D, *z = wc + C * D;
-    double *mx = (double *)(z + n * C), *l = mx + n, *zt = l + n;
+    double  *mx = (double *)scratch, *l = mx + n, *zt = l + n; // scratch is malloc'd: aligned for doubles
     int32_t *idx = (int32_t *)(zt + n);
+    float   *xs = (float *)(idx + n), *acc = xs + n * D, *wc = acc + n * D, *z = wc + C * D;
     int64_t  S   = 0;
     for (int64_t i = 0; i < n; i++) {
         if (targets[i] >= V) {
@@ -65,8 +64,8 @@ werk_status werk_ce_fwd_bwd(float *dx, const float *x, const int32_t *targets, i
         for (int64_t r = 0; r < nc; r++) {
             werk_dequantize_row(w->type, base + (uint64_t)(c0 + r) * w->row_bytes, wc + r * D, D);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)S, (int)nc, (int)D, 1.0f, xs, (int)D, wc, (int)D,
-                    0.0f, z, (int)nc);
+        werk_sgemm(false, true, S, nc, D, 1.0f, xs, D, wc, D,
+                    0.0f, z, nc);
 #pragma omp parallel for schedule(static)
         for (int64_t s = 0; s < S; s++) {
             float  *zs = z + s * nc;
@@ -79,9 +78,10 @@ werk_status werk_ce_fwd_bwd(float *dx, const float *x, const int32_t *targets, i
                 zt[s] = zs[t - c0];
             }
             double f = exp(mx[s] - m), sum = 0; // f = 0 on the first chunk (mx = -inf)
+            float  mf = (float)m;               // m is one of the float logits: exact
             for (int64_t c = 0; c < nc; c++) {
-                double e = exp((double)zs[c] - m);
-                zs[c]    = (float)e;
+                float e = expf(zs[c] - mf);
+                zs[c]   = e;
                 sum += e;
             }
             l[s]  = l[s] * f + sum;
@@ -93,8 +93,8 @@ werk_status werk_ce_fwd_bwd(float *dx, const float *x, const int32_t *targets, i
                 }
             }
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)S, (int)D, (int)nc, 1.0f, z, (int)nc, wc, (int)D,
-                    1.0f, acc, (int)D);
+        werk_sgemm(false, false, S, D, nc, 1.0f, z, nc, wc, D,
+                    1.0f, acc, D);
     }
     double total = 0;
     for (int64_t s = 0; s < S; s++) {

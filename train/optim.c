@@ -23,7 +23,8 @@ werk_status werk_optim_init(werk_optim *o, const werk_optim_hp *hp, int64_t n, w
     o->v  = werk_calloc((size_t)n, sizeof(float));
     if (!o->m || !o->v) {
         werk_optim_free(o);
-        return WERK_FAIL(err, WERK_E_OOM, "optimizer: cannot allocate moments for %lld parameters", (long long)n);
+        return WERK_FAIL(err, WERK_E_OOM, "optimizer: cannot allocate moments for %lld parameters",
+                         (long long)n);
     }
     return WERK_OK;
 }
@@ -37,20 +38,20 @@ void werk_optim_free(werk_optim *o) {
 static void adamw_step(werk_optim *o, float *p, const float *g, double lr) {
     o->n_steps++;
     const float  b1 = o->hp.beta1, b2 = o->hp.beta2, eps = o->hp.eps;
-    const double t  = (double)o->n_steps;
+    const double t         = (double)o->n_steps;
     const float  decay     = (float)(1.0 - lr * (double)o->hp.weight_decay);
     const float  step_size = (float)(lr / (1.0 - pow((double)b1, t)));
     const float  bc2_sqrt  = (float)sqrt(1.0 - pow((double)b2, t));
-    float *m = o->m, *v = o->v;
+    float       *m = o->m, *v = o->v;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < o->n; i++) {
         float pi = p[i];
         if (o->hp.weight_decay != 0.0f) {
             pi *= decay;
         }
-        float gi = g[i];
-        m[i]     = m[i] + (gi - m[i]) * (1.0f - b1); // torch: exp_avg.lerp_(grad, 1 - beta1)
-        v[i]     = v[i] * b2 + (1.0f - b2) * gi * gi;
+        float gi    = g[i];
+        m[i]        = m[i] + (gi - m[i]) * (1.0f - b1); // torch: exp_avg.lerp_(grad, 1 - beta1)
+        v[i]        = v[i] * b2 + (1.0f - b2) * gi * gi;
         float denom = sqrtf(v[i]) / bc2_sqrt + eps;
         p[i]        = pi - step_size * (m[i] / denom);
     }

@@ -44,6 +44,4 @@ bool werk_sched_parse(const char *name, werk_sched_kind *kind) {
     return false;
 }
 
-const char *werk_sched_name(werk_sched_kind kind) {
-    return (unsigned)kind < 3 ? SCHED_NAMES[kind] : "?";
-}
+const char *werk_sched_name(werk_sched_kind kind) { return (unsigned)kind < 3 ? SCHED_NAMES[kind] : "?"; }

@@ -57,7 +57,9 @@ uint64_t werk_train_ws_bytes(const werk_train_ws *ws);
 /* Forward + backward of one micro-batch with adapter params (f32, trainable) applied
  * unmerged. Adds d(sum of CE over scored tokens)/d(param) into grads (same shapes as
  * params: a werk_lora from werk_lora_alloc_like), adds the summed CE to *loss_sum and the
- * number of scored tokens to *n_scored. step feeds the dropout mask. Deterministic: the
+ * number of scored tokens to *n_scored. step feeds the dropout mask (mask = f(seed, step,
+ * layer, slot, element index in the batch)): give every micro-batch its own value (e.g.
+ * step * grad_accum + micro) or micro-batches of one step share masks. Deterministic: the
  * same inputs give the same bits for any thread count. */
 werk_status werk_train_grad(werk_train_ws          *ws,
                             const werk_model       *m,

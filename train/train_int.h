@@ -48,7 +48,11 @@ double werk_grad_clip(float *g, int64_t n, double max_norm);
 
 // ---- learning-rate schedules (train/schedule.c) -----------------------------------------
 
-typedef enum werk_sched_kind { WERK_SCHED_COSINE = 0, WERK_SCHED_LINEAR, WERK_SCHED_CONSTANT } werk_sched_kind;
+typedef enum werk_sched_kind {
+    WERK_SCHED_COSINE = 0,
+    WERK_SCHED_LINEAR,
+    WERK_SCHED_CONSTANT
+} werk_sched_kind;
 
 /* The factor HF's get_{cosine,linear,constant}_schedule_with_warmup gives at scheduler
  * step `step` (0-based: the factor used by optimizer step step+1) of n_total steps. */
@@ -97,26 +101,36 @@ typedef struct werk_ckpt_hp {
 
 /* Where the run stands. */
 typedef struct werk_ckpt_state {
-    int64_t       step;          // optimizer steps done
-    int64_t       epoch;         // epoch of the next micro-batch
-    int64_t       cursor;        // index into that epoch's shuffled row order
-    uint64_t      rng;           // the loop's random state (dropout / shuffle seed stream)
-    double        best_val;      // best val loss so far (INFINITY: none)
-    int64_t       best_step;     // step of best_val (-1: none)
-    int64_t       n_bad_evals;   // evals since best_val improved (early stop)
-    int64_t       tokens_seen;   // training tokens processed
-    werk_loss_log log;           // history so far (owned by the caller on save; filled on load)
+    int64_t       step;        // optimizer steps done
+    int64_t       epoch;       // epoch of the next micro-batch
+    int64_t       cursor;      // index into that epoch's shuffled row order
+    uint64_t      rng;         // the loop's random state (dropout / shuffle seed stream)
+    double        best_val;    // best val loss so far (INFINITY: none)
+    int64_t       best_step;   // step of best_val (-1: none)
+    int64_t       n_bad_evals; // evals since best_val improved (early stop)
+    int64_t       tokens_seen; // training tokens processed
+    werk_loss_log log;         // history so far (owned by the caller on save; filled on load)
 } werk_ckpt_state;
 
 /* Writes one zstd-compressed checkpoint file atomically (werk_afile): header, hp, state,
  * the log, params, m, v (each n_params floats). */
-werk_status werk_ckpt_save(const char *path, const werk_ckpt_hp *hp, const werk_ckpt_state *st,
-                           const float *params, const float *m, const float *v, werk_err *err);
+werk_status werk_ckpt_save(const char            *path,
+                           const werk_ckpt_hp    *hp,
+                           const werk_ckpt_state *st,
+                           const float           *params,
+                           const float           *m,
+                           const float           *v,
+                           werk_err              *err);
 /* Reads path, checks it is whole (zstd checksum, sizes) and that its hp equals expect
  * (a clear error naming the first field that differs), then fills st (st->log malloc'd),
  * params, m and v (expect->n_params floats each). Never trusts a size in the file. */
-werk_status werk_ckpt_load(const char *path, const werk_ckpt_hp *expect, werk_ckpt_state *st, float *params,
-                           float *m, float *v, werk_err *err);
+werk_status werk_ckpt_load(const char         *path,
+                           const werk_ckpt_hp *expect,
+                           werk_ckpt_state    *st,
+                           float              *params,
+                           float              *m,
+                           float              *v,
+                           werk_err           *err);
 /* The newest checkpoint under dir: dir itself if it is a file, else the highest
  * step-*.ckpt.zst in dir/checkpoints/ or dir/. *path malloc'd. */
 werk_status werk_ckpt_find(const char *dir, char **path, werk_err *err);
@@ -133,33 +147,34 @@ uint64_t werk_train_rng_next(uint64_t *state);
 // ---- the training loop (train/loop.c) ---------------------------------------------------------
 
 typedef struct werk_finetune_cfg {
-    const char *model, *data, *val, *out, *resume, *init_adapter;
-    double      val_split; // 0: none
-    int64_t     rank;
-    float       alpha, dropout;
-    bool        rslora;
-    uint32_t    slot_mask;
-    werk_optim_hp   optim;
-    double          lr, clip_grad_norm;
-    int64_t         warmup;
-    werk_sched_kind schedule;
-    int64_t     batch, seq, grad_accum, steps, epochs;
-    bool        recompute;
-    int64_t     eval_every, save_every, early_stop, max_val_rows;
+    const char       *model, *data, *val, *out, *resume, *init_adapter;
+    double            val_split; // 0: none
+    int64_t           rank;
+    float             alpha, dropout;
+    bool              rslora;
+    uint32_t          slot_mask;
+    werk_optim_hp     optim;
+    double            lr, clip_grad_norm;
+    int64_t           warmup;
+    werk_sched_kind   schedule;
+    int64_t           batch, seq, grad_accum, steps, epochs;
+    bool              recompute;
+    int64_t           eval_every, save_every, early_stop, max_val_rows;
     werk_dataset_opts data_opts; // seq / n_vocab / chat_template filled by the loop
-    uint64_t    seed;
-    const char *dump_grad;    // write the first step's (scaled) gradient here as raw f32 (tests)
-    const char *command_line; // recorded in the adapter's provenance
-    bool        progress;     // show the progress line
+    uint64_t          seed;
+    const char       *dump_grad;       // write the first step's (scaled) gradient here as raw f32 (tests)
+    const char       *command_line;    // recorded in the adapter's provenance
+    bool              progress;        // show the progress line
     const volatile sig_atomic_t *stop; // set (by a signal handler) to stop at the next step with a checkpoint
 } werk_finetune_cfg;
 
 typedef struct werk_finetune_result {
-    int64_t steps;           // optimizer steps done in total
+    int64_t steps; // optimizer steps done in total
+    int64_t train_rows, val_rows;
     double  first_loss, last_loss;
     double  val_before, val_after, best_val; // NAN when there is no val set
     int64_t best_step;
-    double  tok_per_s;       // mean over this run
+    double  tok_per_s; // mean over this run
     bool    early_stopped, interrupted;
 } werk_finetune_result;
 

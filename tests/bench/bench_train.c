@@ -49,11 +49,12 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* OpenMP threads for werk; OpenBLAS gets n threads only while the roofline is measured
+ * (werk itself runs OpenBLAS single-threaded inside its OpenMP pieces: infer/ops/gemm.c). */
 static void set_threads(int n) {
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
-    openblas_set_num_threads(n);
 }
 
 /* cblas_sgemm GFLOP/s for C[M,N] = A[M,K] B[K,N], median of 5 after a warm-up. */
@@ -138,7 +139,9 @@ static int bench_model(const char *path, const int *threads, int n_threads, int6
     int rc = 0;
     for (int ti = 0; ti < n_threads; ti++) {
         set_threads(threads[ti]);
-        double         sg = sgemm_gflops(T, m->n_ff, m->n_embd);
+        openblas_set_num_threads(threads[ti]);
+        double sg = sgemm_gflops(T, m->n_ff, m->n_embd);
+        openblas_set_num_threads(1);
         werk_train_ws *ws = NULL;
         if (werk_train_ws_init(m, p, 1, T, &o, &ws, &err)) {
             fprintf(stderr, "bench_train: %s: %s\n", name, err.msg);
@@ -231,6 +234,7 @@ int main(int argc, char **argv) {
     if (n_threads == 0) {
         threads[0] = 1, threads[1] = 2, n_threads = 2;
     }
+    werk_gemm_init();
     printf("model\tthreads\ttok_s\tgflop_s\tsgemm_gflop_s\tratio\tws_mib\tpeak_rss_mib\n");
     int rc = 0;
     for (int i = 0; i < n_models; i++) {

@@ -20,8 +20,17 @@ static void fill(float *x, int n, uint64_t seed) {
 }
 
 static werk_ckpt_hp make_hp(void) {
-    werk_ckpt_hp hp = {.n_params = N, .rank = 8, .alpha = 16.0f, .slot_mask = 0x7f, .rslora = 0, .optim = 0,
-                       .batch = 4, .seq = 64, .grad_accum = 2, .n_train_rows = 100, .seed = 42};
+    werk_ckpt_hp hp = {.n_params     = N,
+                       .rank         = 8,
+                       .alpha        = 16.0f,
+                       .slot_mask    = 0x7f,
+                       .rslora       = 0,
+                       .optim        = 0,
+                       .batch        = 4,
+                       .seq          = 64,
+                       .grad_accum   = 2,
+                       .n_train_rows = 100,
+                       .seed         = 42};
     memset(hp.data_hash, 'a', 64);
     memset(hp.base_hash, 'b', 64);
     return hp;
@@ -60,8 +69,14 @@ int main(void) {
     fill(m, N, 2);
     fill(v, N, 3);
     werk_ckpt_hp    hp = make_hp();
-    werk_ckpt_state st = {.step = 12, .epoch = 1, .cursor = 37, .rng = 0x1234567890abcdefull, .best_val = 2.5,
-                          .best_step = 10, .n_bad_evals = 1, .tokens_seen = 9999};
+    werk_ckpt_state st = {.step        = 12,
+                          .epoch       = 1,
+                          .cursor      = 37,
+                          .rng         = 0x1234567890abcdefull,
+                          .best_val    = 2.5,
+                          .best_step   = 10,
+                          .n_bad_evals = 1,
+                          .tokens_seen = 9999};
     for (int i = 0; i <= 12; i++) {
         werk_loss_rec r = {i, 3.0 - i * 0.1, i % 5 == 0 ? 2.9 - i * 0.1 : NAN, 1e-3, 123.0};
         WT_CHECK(werk_loss_log_add(&st.log, &r, NULL) == WERK_OK, "log add");
@@ -74,8 +89,9 @@ int main(void) {
     WT_CHECK(werk_ckpt_load(path, &hp, &st2, p2, m2, v2, &err) == WERK_OK, "load: %s", err.msg);
     WT_CHECK(memcmp(p, p2, sizeof(p)) == 0 && memcmp(m, m2, sizeof(m)) == 0 && memcmp(v, v2, sizeof(v)) == 0,
              "params/moments bit-exact");
-    WT_CHECK(st2.step == 12 && st2.epoch == 1 && st2.cursor == 37 && st2.rng == st.rng && st2.best_val == 2.5 &&
-                 st2.best_step == 10 && st2.n_bad_evals == 1 && st2.tokens_seen == 9999,
+    WT_CHECK(st2.step == 12 && st2.epoch == 1 && st2.cursor == 37 && st2.rng == st.rng &&
+                 st2.best_val == 2.5 && st2.best_step == 10 && st2.n_bad_evals == 1 &&
+                 st2.tokens_seen == 9999,
              "state fields");
     WT_CHECK(st2.log.n == 13 && st2.log.recs[12].train_loss == st.log.recs[12].train_loss &&
                  isnan(st2.log.recs[1].val_loss) && st2.log.recs[5].val_loss == st.log.recs[5].val_loss,
@@ -104,24 +120,25 @@ int main(void) {
     int64_t cuts[] = {0, 5, 20, size / 2, size - 4, size - 1};
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
         copy_prefix(path, bad, cuts[i], -1);
-        err          = (werk_err){0};
+        err           = (werk_err){0};
         werk_status s = werk_ckpt_load(bad, &hp, &st2, p2, m2, v2, &err);
         WT_CHECK(s == WERK_E_FORMAT, "truncated at %lld: status %d (%s)", (long long)cuts[i], s, err.msg);
     }
     int64_t flips[] = {20, size / 3, size / 2, size - 2};
     for (size_t i = 0; i < sizeof(flips) / sizeof(flips[0]); i++) {
         copy_prefix(path, bad, size, flips[i]);
-        err          = (werk_err){0};
+        err           = (werk_err){0};
         werk_status s = werk_ckpt_load(bad, &hp, &st2, p2, m2, v2, &err);
-        WT_CHECK(s == WERK_E_FORMAT || s == WERK_E_ARG, "byte %lld flipped: status %d (%s)", (long long)flips[i], s,
-                 err.msg);
+        WT_CHECK(s == WERK_E_FORMAT || s == WERK_E_ARG, "byte %lld flipped: status %d (%s)",
+                 (long long)flips[i], s, err.msg);
     }
     // trailing garbage after the frame
     copy_prefix(path, bad, size, -1);
     FILE *f = fopen(bad, "ab");
     fputs("junk", f);
     fclose(f);
-    WT_CHECK(werk_ckpt_load(bad, &hp, &st2, p2, m2, v2, &err) == WERK_E_FORMAT, "trailing bytes: %s", err.msg);
+    WT_CHECK(werk_ckpt_load(bad, &hp, &st2, p2, m2, v2, &err) == WERK_E_FORMAT, "trailing bytes: %s",
+             err.msg);
     // not a checkpoint at all
     f = fopen(bad, "wb");
     fputs("hello, not zstd", f);

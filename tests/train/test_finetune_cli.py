@@ -90,6 +90,9 @@ def test_outputs(check, p):
     check(vals == [0, 4, 8], f"val loss at steps 0, 4, 8 ({vals})")
     check(all(l["train_loss"] > 0 and l["lr"] >= 0 and l["tokens_per_s"] > 0 for l in lines[1:]),
           "train loss, lr, tokens/s present")
+    lrs = [l["lr"] for l in lines[1:]]
+    want = [1e-3 * (8 - s) / 8 for s in range(8)]  # HF linear schedule, no warmup: factor (N - s) / N
+    check(all(abs(a - b) < 1e-12 for a, b in zip(lrs, want)), f"linear schedule in the log ({lrs})")
     root = ET.parse(os.path.join(out, "loss.svg")).getroot()
     check(root.tag.endswith("svg") and len(root.findall(".//{http://www.w3.org/2000/svg}polyline")) == 2,
           "loss.svg parses as XML with a train and a val line")
@@ -103,6 +106,19 @@ def test_outputs(check, p):
                           os.path.join(out, "adapter")])
     check(rc0 == 0 and rc1 == 0 and json.loads(so1)["loss"] < json.loads(so0)["loss"],
           "werk eval: base+adapter beats base on val")
+
+
+def test_early_stop(check, p):
+    out = os.path.join(TMP, "out_early")
+    shutil.rmtree(out, ignore_errors=True)
+    # lr 0: the val loss cannot improve on step 0's, so --early-stop 2 stops after 2 evals
+    rc, so, se = fc.run(["finetune", "--model", p["tok"], "--lora", p["train"], "--val", p["val"], "--out", out,
+                         "--steps", "10", "--eval-every", "1", "--early-stop", "2", "--lr", "0", "--seq", "64",
+                         "--batch", "2", "--no-progress", "--json"])
+    res = json.loads(so) if rc == 0 else {}
+    check(rc == 0 and res.get("steps") == 2 and res.get("early_stopped") is True and res.get("best_step") == 0,
+          f"--early-stop 2 with no improvement stops at step 2 ({res or se.strip()[-200:]})")
+    check(os.path.exists(os.path.join(out, "adapter.gguf")), "early stop still writes the adapter")
 
 
 def test_sgd_step(check, p):
@@ -135,6 +151,39 @@ def test_sgd_step(check, p):
             n_moved += int(np.abs(grad[k]).max() > 0)
         check(n_exact == len(before), f"{kind}: {n_exact}/{len(before)} tensors equal before - lr x grad exactly")
         check(n_moved == len(before), f"{kind}: every tensor has a nonzero gradient ({n_moved}/{len(before)})")
+
+
+def test_epochs(check, p):
+    out = os.path.join(TMP, "out_epochs")
+    shutil.rmtree(out, ignore_errors=True)
+    rc, so, se = fc.run(["finetune", "--model", p["tok"], "--lora", p["train"], "--out", out, "--epochs", "2",
+                         "--seq", "64", "--batch", "16", "--grad-accum", "2", "--val-split", "0.1",
+                         "--no-progress", "--json"])
+    res = json.loads(so) if rc == 0 else {}
+    rows = res.get("train_rows", 0)
+    check(rc == 0 and rows > 0 and res["val_rows"] > 0 and res["steps"] == -(-2 * rows // 32),
+          f"--epochs 2: ceil(2 x rows / (batch x accum)) steps, --val-split holds rows out ({res or se[-200:]})")
+
+
+def test_grad_accum(check, p):
+    """--batch 2 and --batch 1 --grad-accum 2 see the same rows and must give the same step
+    gradient: the mean over all scored tokens of the step, not a mean of micro-batch means."""
+    import numpy as np
+    grads = []
+    for b, k in (("2", "1"), ("1", "2")):
+        out = os.path.join(TMP, f"accum_{b}_{k}")
+        shutil.rmtree(out, ignore_errors=True)
+        rc, so, se = fc.run(["finetune", "--model", p["tok"], "--lora", p["train"], "--out", out, "--steps", "1",
+                             "--seq", "64", "--batch", b, "--grad-accum", k, "--lr", "1e-3", "--no-progress",
+                             "--dump-grad", os.path.join(out, "grad"), "--json"])
+        check(rc == 0, f"--batch {b} --grad-accum {k} ({se.strip()[-200:]})")
+        if rc != 0:
+            return
+        grads.append((fc.read_peft(os.path.join(out, "grad")), json.loads(so)["train_loss_first"]))
+    (g1, l1), (g2, l2) = grads
+    worst = max(float(np.abs(g1[k] - g2[k]).max() / (np.abs(g1[k]).max() + 1e-30)) for k in g1)
+    check(worst < 1e-4, f"same step gradient with and without accumulation (max rel diff {worst:.2e})")
+    check(abs(l1 - l2) < 1e-5 * abs(l1), f"same step loss ({l1} vs {l2})")
 
 
 def test_pretokenized(check, p):
@@ -222,6 +271,9 @@ def test_bad_inputs(check, p):
     rc, so, se = fc.run(["finetune", "--model", p["tok"], "--lora", p["train"], "--steps", "1", "--seq", "64",
                          "--batch", "2", "--no-progress", "--out", r1])
     check(rc == 0, "short run to resume from")
+    expect_error(check, "a new run into a folder with checkpoints", ["finetune", "--model", p["tok"], "--lora",
+                                                                    p["train"], "--steps", "1", "--seq", "64",
+                                                                    "--no-progress", "--out", r1], "--resume")
     expect_error(check, "resume with another --rank", ["finetune", "--model", p["tok"], "--lora", p["train"],
                                                       "--steps", "2", "--seq", "64", "--batch", "2", "--rank", "4",
                                                       "--no-progress", "--resume", r1], "--rank")
@@ -240,7 +292,10 @@ def main():
     p = fc.setup(TMP)
     check = fc.Checker()
     test_outputs(check, p)
+    test_early_stop(check, p)
     test_sgd_step(check, p)
+    test_grad_accum(check, p)
+    test_epochs(check, p)
     test_pretokenized(check, p)
     test_bad_inputs(check, p)
     return check.done()

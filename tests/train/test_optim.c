@@ -7,8 +7,17 @@
 #include <math.h>
 
 /* Textbook Adam with decoupled decay, in double: the formula of the AdamW paper / torch docs. */
-static void adamw_ref(double *p, double *m, double *v, const double *g, int n, int t, double lr, double b1,
-                      double b2, double eps, double wd) {
+static void adamw_ref(double       *p,
+                      double       *m,
+                      double       *v,
+                      const double *g,
+                      int           n,
+                      int           t,
+                      double        lr,
+                      double        b1,
+                      double        b2,
+                      double        eps,
+                      double        wd) {
     for (int i = 0; i < n; i++) {
         p[i] -= lr * wd * p[i];
         m[i]        = b1 * m[i] + (1 - b1) * g[i];
@@ -26,7 +35,8 @@ static void test_adamw_first_step_literal(void) {
     float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, -0.25f};
     werk_optim_step(&o, p, g, 0.1);
     // step 1: m_hat = g, v_hat = g^2, so p = p (1 - lr wd) - lr g / (|g| + eps)
-    float want[2] = {(float)(0.999 - 0.1 * 0.5 / (0.5 + 1e-8)), (float)(-2.0 * 0.999 + 0.1 * 0.25 / (0.25 + 1e-8))};
+    float want[2] = {(float)(0.999 - 0.1 * 0.5 / (0.5 + 1e-8)),
+                     (float)(-2.0 * 0.999 + 0.1 * 0.25 / (0.25 + 1e-8))};
     WT_CLOSE(p, want, 2, 0, 1e-6, "adamw step 1");
     WT_CHECK(fabsf(o.m[0] - 0.05f) < 1e-7f && fabsf(o.v[0] - 0.00025f) < 1e-8f, "moments m %g v %g", o.m[0],
              o.v[0]);
@@ -43,7 +53,7 @@ static void test_adamw_against_reference(void) {
     float  p[N];
     double rp[N], rm[N] = {0}, rv[N] = {0};
     for (int i = 0; i < N; i++) {
-        p[i] = (float)(0.3 * (i - 3));
+        p[i]  = (float)(0.3 * (i - 3));
         rp[i] = p[i];
     }
     for (int t = 1; t <= STEPS; t++) {
@@ -72,7 +82,8 @@ static void test_sgd(void) {
     float p[3] = {1.0f, 2.0f, -3.0f}, g[3] = {0.5f, -1.0f, 0.25f};
     float lr = 0.125f; // exact in binary: p - lr*g is exact too
     werk_optim_step(&o, p, g, lr);
-    WT_CHECK(p[0] == 1.0f - 0.0625f && p[1] == 2.125f && p[2] == -3.03125f, "sgd p %g %g %g", p[0], p[1], p[2]);
+    WT_CHECK(p[0] == 1.0f - 0.0625f && p[1] == 2.125f && p[2] == -3.03125f, "sgd p %g %g %g", p[0], p[1],
+             p[2]);
     werk_optim_free(&o);
     hp.weight_decay = 0.5f; // coupled: g += wd * p
     WT_CHECK(werk_optim_init(&o, &hp, 1, NULL) == WERK_OK, "init");
@@ -90,7 +101,7 @@ static void test_schedules(void) {
     WT_CHECK(fabs(werk_sched_factor(WERK_SCHED_COSINE, 5, 10, 110) - 0.5) < tol, "cosine warmup half");
     WT_CHECK(fabs(werk_sched_factor(WERK_SCHED_COSINE, 10, 10, 110) - 1.0) < tol, "cosine peak");
     WT_CHECK(fabs(werk_sched_factor(WERK_SCHED_COSINE, 60, 10, 110) - 0.5) < tol, "cosine mid");
-    WT_CHECK(fabs(werk_sched_factor(WERK_SCHED_COSINE, 35, 10, 110) - 0.5 * (1 + cos(M_PI * 0.25))) < tol,
+    WT_CHECK(fabs(werk_sched_factor(WERK_SCHED_COSINE, 35, 10, 110) - 0.5 * (1 + sqrt(0.5))) < tol,
              "cosine quarter");
     WT_CHECK(werk_sched_factor(WERK_SCHED_COSINE, 110, 10, 110) < tol, "cosine end");
     WT_CHECK(fabs(werk_sched_factor(WERK_SCHED_LINEAR, 60, 10, 110) - 0.5) < tol, "linear mid");

@@ -96,7 +96,7 @@ def main():
             out = os.path.join(tmp, "out")
             werk("finetune", "--model", base, "--lora", train, "--rank", "4", "--alpha", "8", "--steps", "4",
                  "--lr", "1e-2", "--batch", "2", "--seq", "32", "--seed", "5", "--out", out, "--no-pack")
-            peft_dir = os.path.join(out, "peft")
+            peft_dir = os.path.join(out, "adapter")
             gguf_ad = os.path.join(out, "adapter.gguf")
             w_peft = werk_logits(base, peft_dir, evalf, os.path.join(tmp, "w_peft.safetensors"))
             w_gguf = werk_logits(base, gguf_ad, evalf, os.path.join(tmp, "w_gguf.safetensors"))
