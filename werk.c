@@ -25,6 +25,7 @@ static const werk_command COMMANDS[] = {
     {"tokenize", werk_cmd_tokenize, "text -> token ids with a model's tokenizer"},
     {"infer", werk_cmd_infer, "generate text from a prompt or one chat turn"},
     {"eval", werk_cmd_eval, "loss, perplexity and KLD of a model over a data file"},
+    {"logits", werk_cmd_logits, "full logits of a few records (parity checks with other tools)"},
     {"quantize", werk_cmd_quantize, "quantize a GGUF: llama.cpp's mixes (Q4_K_M ...) or one type (--q4_k)"},
     {"finetune", werk_cmd_finetune, "train a LoRA adapter on JSONL data (base frozen, quantized or not)"},
 };

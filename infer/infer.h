@@ -41,6 +41,9 @@ size_t werk_tokenizer_piece(const werk_tokenizer *tok, int32_t id, char *buf, si
 werk_status werk_tokenizer_decode(const werk_tokenizer *tok, const int32_t *ids, int64_t n_ids, char **text,
                                   size_t *len, werk_err *err);
 
+/* werk logits --model M [--lora A]... --data F.jsonl --out O.safetensors (infer/cmd_logits.c) */
+int werk_cmd_logits(int argc, char **argv);
+
 /* werk tokenize --model M (--text T | --file F) [--bos] */
 int werk_cmd_tokenize(int argc, char **argv);
 

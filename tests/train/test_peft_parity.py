@@ -4,7 +4,7 @@ For stories260K and the four tiny families (llama, qwen2, qwen3, gemma3): werk c
 HF checkpoint to GGUF, trains a LoRA adapter for a few AdamW steps on random pre-tokenized
 rows (all seven projections, rank 4), and writes it as a PEFT dir and as adapter.gguf. Then
   - transformers + PEFT load the HF checkpoint and werk's PEFT dir; their float32 logits on
-    held-out token rows must equal werk's (`werk eval --logits-out`) within 1e-4 of the
+    held-out token rows must equal werk's (`werk logits`) within 1e-4 of the
     largest logit (both compute in float32; summation orders differ);
   - werk with adapter.gguf gives the same logits as with the PEFT dir (bit for bit: both
     files hold the same float32 tensors);
@@ -68,12 +68,12 @@ def write_rows(path, rows):
 
 
 def werk_logits(base, lora, data, out):
-    args = ["eval", "--model", base, "--data", data, "--logits-out", out]
+    args = ["logits", "--model", base, "--data", data, "--out", out]
     if lora:
         args += ["--lora", lora]
     werk(*args)
     d = load_file(out)
-    return [d[f"record.{i}"] for i in range(len(d))]
+    return [d[f"record.{i}"] for i in range(len(d) // 2)]
 
 
 def main():
