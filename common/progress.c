@@ -1,4 +1,4 @@
-/* common/progress.c - one progress line on stderr: bar, percent, rate, ETA
+/* common/progress.c - one progress line on stderr: bar, percent, count, rate, ETA
  *
  * On a terminal the line is redrawn in place (at most 10 times a second); otherwise a
  * plain line is printed at every 10% once the job has run for 2 seconds, so logs stay
@@ -35,6 +35,10 @@ static void progress_draw(werk_progress *p, bool final) {
     double eta  = rate > 0 ? (double)(p->total - p->done) / rate : 0;
     double shown_rate = p->bytes ? rate / 1e6 : rate;
     const char *unit  = p->bytes ? "MB/s" : "/s";
+    char        count[48] = ""; // "done/total" for counted items (steps, tensors)
+    if (!p->bytes) {
+        snprintf(count, sizeof(count), "%llu/%llu", (unsigned long long)p->done, (unsigned long long)p->total);
+    }
     if (p->tty) {
         char bar[31];
         int  filled = (int)(frac * 30);
@@ -42,13 +46,14 @@ static void progress_draw(werk_progress *p, bool final) {
             bar[i] = i < filled ? '#' : ' ';
         }
         bar[30] = 0;
-        fprintf(stderr, "\r%s [%s] %3d%% %.1f %s ETA %.0fs ", p->label, bar, (int)(frac * 100), shown_rate, unit,
-                eta);
+        fprintf(stderr, "\r%s [%s] %3d%% %s %.*f %s ETA %.0fs ", p->label, bar, (int)(frac * 100), count,
+                shown_rate < 10 ? 2 : 1, shown_rate, unit, eta);
         if (final) {
             fputc('\n', stderr);
         }
     } else {
-        fprintf(stderr, "%s: %3d%% %.1f %s ETA %.0fs\n", p->label, (int)(frac * 100), shown_rate, unit, eta);
+        fprintf(stderr, "%s: %3d%% %s %.*f %s ETA %.0fs\n", p->label, (int)(frac * 100), count,
+                shown_rate < 10 ? 2 : 1, shown_rate, unit, eta);
     }
     p->t_last = now;
 }

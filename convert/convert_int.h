@@ -2,7 +2,7 @@
  *
  * Not for use outside convert/. Splits the HF importer/exporter into weights + config
  * (hf_import.c, hf_export.c, hf_config.c, tensor_names.c) and tokenizer files
- * (hf_tokenizer.c, spm_model.c), which meet here.
+ * (hf_tokenizer.c, hf_tokenizer_export.c, spm_model.c), which meet here.
  */
 #ifndef WERK_CONVERT_INT_H
 #define WERK_CONVERT_INT_H

@@ -1,4 +1,4 @@
-/* convert/tokenizer_int.h - private interfaces of the tokenizer files (spm_model.c, hf_tokenizer.c)
+/* convert/tokenizer_int.h - private interfaces of the tokenizer files (spm_model.c, hf_tokenizer*.c)
  *
  * Not for use outside convert/ (and the tests and fuzzers of these files). The public entry
  * points of the tokenizer import/export are in convert_int.h; this header adds what the

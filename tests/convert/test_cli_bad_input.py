@@ -10,27 +10,21 @@ has a 1 GiB address-space limit, far above what a small file needs.
 """
 import os, random, resource, shutil, struct, subprocess, sys
 
-WERK = os.environ.get("WERK_BIN", "")
-FIX = os.environ.get("WERK_FIXTURES", "")
-TMP = os.path.join(os.environ.get("WERK_TEST_TMP", "/tmp"), "cli_bad_input")
-SANITIZED = os.environ.get("WERK_SANITIZED", "0") in ("1", "ON", "TRUE")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import werk_test as wt  # noqa: E402
 
-if not WERK or not os.access(WERK, os.X_OK):
-    print("SKIP: werk binary missing"); sys.exit(77)
+WERK = wt.WERK
+FIX = wt.FIX
+TMP = os.path.join(wt.TMP, "cli_bad_input")
+SANITIZED = wt.SANITIZED
+
+wt.need_werk()
 if not os.path.isdir(os.path.join(FIX, "stories260K")):
-    print("SKIP: ../shared/fixtures missing"); sys.exit(77)
+    wt.skip("../shared/fixtures missing")
 
 shutil.rmtree(TMP, ignore_errors=True)
 os.makedirs(TMP)
-n_checks = n_failed = 0
-
-
-def check(cond, msg):
-    global n_checks, n_failed
-    n_checks += 1
-    if not cond:
-        n_failed += 1
-        print("FAIL:", msg)
+check = wt.Checker(show_passes=False)
 
 
 def limit_memory():
@@ -61,10 +55,7 @@ rng = random.Random(1234)
 
 # ---- GGUF: a small valid file written by werk, then damaged ----------------------------
 good_gguf = os.path.join(TMP, "good.gguf")
-p = subprocess.run([WERK, "convert", os.path.join(FIX, "stories260K/llama2c/stories260K.bin"), good_gguf,
-                    "--vocab", os.path.join(FIX, "stories260K/llama2c/tok512.bin")], capture_output=True, text=True)
-if p.returncode != 0:
-    print("FAIL: cannot make the base GGUF:", p.stderr); sys.exit(1)
+wt.stories260K_gguf(good_gguf)
 data = open(good_gguf, "rb").read()
 
 def damaged(name, blob):
@@ -138,5 +129,4 @@ for args in (["convert"], ["convert", "a"], ["convert", good_gguf, "OUT", "--typ
     p = subprocess.run([WERK] + [os.path.join(TMP, "o.gguf") if a == "OUT" else a for a in args], capture_output=True, text=True)
     check(p.returncode == 2, f"usage error {args}: exit {p.returncode}")
 
-print(f"{n_checks - n_failed} passed, {n_failed} failed")
-sys.exit(1 if n_failed else 0)
+sys.exit(check.done())

@@ -8,26 +8,21 @@ temporary may be left in the folder, and an existing output file must stay untou
 """
 import os, signal, subprocess, sys, time
 
-WERK = os.environ.get("WERK_BIN", "")
-CACHE = os.environ.get("WERK_CACHE", os.path.expanduser("~/.cache/werk"))
-MODEL = os.path.join(CACHE, "models", "gemma-3-270m-q4_k_m.gguf")
-TMP = os.path.join(os.environ.get("WERK_TEST_TMP", "/tmp"), "interrupt")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import werk_test as wt  # noqa: E402
 
-if not WERK or not os.access(WERK, os.X_OK):
-    print("SKIP: werk binary missing"); sys.exit(77)
+WERK = wt.WERK
+MODEL = os.path.join(wt.CACHE, "models", "gemma-3-270m-q4_k_m.gguf")
+TMP = os.path.join(wt.TMP, "interrupt")
+
+wt.need_werk()
 if not os.path.exists(MODEL):
-    print(f"SKIP: {MODEL} missing (run scripts/fetch-models)"); sys.exit(77)
+    wt.skip(f"{MODEL} missing (run scripts/fetch-models)")
 os.makedirs(TMP, exist_ok=True)
 for f in os.listdir(TMP):
     os.unlink(os.path.join(TMP, f))
 
-n_checks = n_failed = 0
-def check(cond, msg):
-    global n_checks, n_failed
-    n_checks += 1
-    if not cond:
-        n_failed += 1
-        print("FAIL:", msg)
+check = wt.Checker(show_passes=False)
 
 out = os.path.join(TMP, "gemma-f32.gguf")
 
@@ -59,5 +54,4 @@ running, rc, err = interrupted_run(signal.SIGINT, 0.5)
 check(open(out, "rb").read() == b"previous contents", "interrupted conversion damaged the existing output")
 check(sorted(os.listdir(TMP)) == ["gemma-f32.gguf"], f"leftovers: {os.listdir(TMP)}")
 
-print(f"{n_checks - n_failed} passed, {n_failed} failed")
-sys.exit(1 if n_failed else 0)
+sys.exit(check.done())

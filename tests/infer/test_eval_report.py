@@ -18,34 +18,16 @@
 import json
 import os
 import shutil
-import subprocess
 import sys
 
-fx = os.environ.get("WERK_FIXTURES", "")
-werk = os.environ.get("WERK_BIN", "")
-tmp = os.environ.get("WERK_TEST_TMP", "/tmp")
-l2c = os.path.join(fx, "stories260K", "llama2c")
-if not werk or not os.path.isdir(l2c):
-    print("SKIP: WERK_BIN or the stories260K llama2.c fixture missing")
-    sys.exit(77)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import werk_test as wt  # noqa: E402
 
-failed = 0
+tmp = wt.TMP
+if not wt.WERK or not os.path.isdir(os.path.join(wt.FIX, "stories260K", "llama2c")):
+    wt.skip("WERK_BIN or the stories260K llama2.c fixture missing")
 
-
-def check(cond, msg):
-    global failed
-    if not cond:
-        failed += 1
-        print("FAIL:", msg)
-    else:
-        print("ok:", msg)
-
-
-def run(args, ok=True):
-    p = subprocess.run([werk] + args, capture_output=True, text=True)
-    if ok and p.returncode != 0:
-        raise SystemExit("FAIL: werk %s: rc %d: %s" % (" ".join(args), p.returncode, p.stderr))
-    return p
+check = wt.Checker()
 
 
 def close(a, b, rel=1e-12):
@@ -54,8 +36,8 @@ def close(a, b, rel=1e-12):
 
 f32 = os.path.join(tmp, "report_stories_f32.gguf")
 q8 = os.path.join(tmp, "report_stories_q8.gguf")
-run(["convert", os.path.join(l2c, "stories260K.bin"), "--vocab", os.path.join(l2c, "tok512.bin"), f32])
-run(["quantize", f32, q8, "--q8_0", "--no-measure"])
+wt.stories260K_gguf(f32)
+wt.run_ok(["quantize", f32, q8, "--q8_0", "--no-measure"])
 
 text = os.path.join(tmp, "report_text.txt")
 story = ("Once upon a time, there was a little girl named Lily. She loved to play outside in the sun. "
@@ -74,11 +56,11 @@ FIGS = ["records", "tokens", "loss", "ppl", "ref_loss", "ref_ppl", "delta_ppl", 
 for data, extra in ((text, ["--ctx", "64"]), (jsonl, [])):
     name = os.path.basename(data)
     base = ["eval", "--model", q8, "--ref", f32, "--data", data] + extra
-    js = json.loads(run(base + ["--json"]).stdout)
+    js = json.loads(wt.run_ok(base + ["--json"]).stdout)
     check(js["kld_mean"] > 0 and js["top1"] > 0.5, "%s: q8 vs f32 KLD %.3g top-1 %.3f" % (name, js["kld_mean"], js["top1"]))
     rdir = os.path.join(tmp, "report_" + name)
     shutil.rmtree(rdir, ignore_errors=True)
-    run(base + ["--report", rdir])
+    wt.run_ok(base + ["--report", rdir])
     rep = json.load(open(os.path.join(rdir, "report.json")))
     for k in FIGS:
         check(rep.get(k) == js[k], "%s: report.json %s %r == --json %r" % (name, k, rep.get(k), js[k]))
@@ -100,7 +82,7 @@ for data, extra in ((text, ["--ctx", "64"]), (jsonl, [])):
     check("perplexity" in md and "%.4f" % js["ppl"] in md, "%s: report.md shows the perplexity" % name)
     # chunked LM head: same figures for any chunk size
     for chunk in ("7", "100"):
-        jc = json.loads(run(base + ["--json", "--vocab-chunk", chunk]).stdout)
+        jc = json.loads(wt.run_ok(base + ["--json", "--vocab-chunk", chunk]).stdout)
         for k in FIGS:
             if k in ("records", "tokens", "top1"):
                 ok = jc[k] == js[k]
@@ -110,7 +92,7 @@ for data, extra in ((text, ["--ctx", "64"]), (jsonl, [])):
                 ok = close(jc[k], js[k], 1e-6)
             check(ok, "%s: chunk %s %s %.17g vs %.17g" % (name, chunk, k, jc[k], js[k]))
     # a rerun replaces the report; a failing run writes nothing
-    run(base + ["--report", rdir])
+    wt.run_ok(base + ["--report", rdir])
     check(json.load(open(os.path.join(rdir, "report.json")))["loss"] == js["loss"], "%s: rerun replaces" % name)
 
 bad = os.path.join(tmp, "report_bad.jsonl")
@@ -118,12 +100,11 @@ with open(bad, "w") as f:
     f.write('{"text": "Lily"}\n{"nope": 1}\n')
 bdir = os.path.join(tmp, "report_bad")
 shutil.rmtree(bdir, ignore_errors=True)
-p = run(["eval", "--model", f32, "--data", bad, "--report", bdir], ok=False)
+p = wt.run(["eval", "--model", f32, "--data", bad, "--report", bdir])
 check(p.returncode != 0 and p.stderr.startswith("werk: error:"), "bad data fails with one error line")
 left = os.listdir(bdir) if os.path.isdir(bdir) else []
 check(not left, "failing run leaves no report files (%s)" % left)
-p = run(["eval", "--model", f32, "--data", text, "--vocab-chunk", "0"], ok=False)
+p = wt.run(["eval", "--model", f32, "--data", text, "--vocab-chunk", "0"])
 check(p.returncode != 0 and "vocab-chunk" in p.stderr, "--vocab-chunk 0 is refused")
 
-print("%d failed" % failed)
-sys.exit(1 if failed else 0)
+sys.exit(check.done())

@@ -22,7 +22,6 @@
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 try:
@@ -33,39 +32,24 @@ except ImportError as e:
     print("SKIP: python module missing: %s" % e)
     sys.exit(77)
 
-fx = os.environ.get("WERK_FIXTURES", "")
-werk = os.environ.get("WERK_BIN", "")
-tmp = os.path.join(os.environ.get("WERK_TEST_TMP", "/tmp"), "lora_files")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import werk_test as wt  # noqa: E402
+
+fx = wt.FIX
+tmp = os.path.join(wt.TMP, "lora_files")
 stories = os.path.join(fx, "stories260K")
-if not werk or not os.path.isdir(os.path.join(stories, "golden", "case_a", "adapter")):
-    print("SKIP: WERK_BIN or stories260K fixtures missing")
-    sys.exit(77)
+if not wt.WERK or not os.path.isdir(os.path.join(stories, "golden", "case_a", "adapter")):
+    wt.skip("WERK_BIN or stories260K fixtures missing")
 os.makedirs(tmp, exist_ok=True)
 
-failed = 0
+check = wt.Checker()
 SLOTS = [("attn_q", "self_attn.q_proj"), ("attn_k", "self_attn.k_proj"), ("attn_v", "self_attn.v_proj"),
          ("attn_output", "self_attn.o_proj"), ("ffn_gate", "mlp.gate_proj"), ("ffn_up", "mlp.up_proj"),
          ("ffn_down", "mlp.down_proj")]
 
 
-def check(cond, msg):
-    global failed
-    if not cond:
-        failed += 1
-        print("FAIL:", msg)
-    else:
-        print("ok:", msg)
-
-
-def run(args, env=None):
-    p = subprocess.run([werk] + args, capture_output=True, text=True, env=env)
-    if p.returncode != 0:
-        raise SystemExit("FAIL: werk %s: rc %d: %s" % (" ".join(args), p.returncode, p.stderr))
-    return p.stdout
-
-
 def run_bad(args, what):
-    p = subprocess.run([werk] + args, capture_output=True, text=True)
+    p = wt.run(args)
     errs = [l for l in p.stderr.splitlines() if l.startswith("werk: error:")]
     check(p.returncode not in (0,) and 0 < p.returncode < 128 and len(errs) == 1,
           "%s: rc %d, error line %r" % (what, p.returncode, errs[0] if errs else p.stderr[-200:]))
@@ -149,7 +133,7 @@ def check_peft_dir(out_dir, ref_dir, label):
 
 
 def eval_loss(model, data, extra=()):
-    return json.loads(run(["eval", "--model", model, "--data", data, "--json"] + list(extra)))["loss"]
+    return json.loads(wt.stdout_of(["eval", "--model", model, "--data", data, "--json"] + list(extra)))["loss"]
 
 
 # ---- stories260K ----------------------------------------------------------------------
@@ -157,14 +141,13 @@ case = os.path.join(stories, "golden", "case_a")
 ad_dir = os.path.join(case, "adapter")
 meta = json.load(open(os.path.join(case, "case.json")))
 base = os.path.join(tmp, "stories.gguf")
-run(["convert", os.path.join(stories, "llama2c", "stories260K.bin"), "--vocab",
-     os.path.join(stories, "llama2c", "tok512.bin"), base])
+wt.stories260K_gguf(base)
 ad_gguf = os.path.join(tmp, "stories_adapter.gguf")
-run(["convert", ad_dir, ad_gguf, "--base", base])
+wt.stdout_of(["convert", ad_dir, ad_gguf, "--base", base])
 check_adapter_gguf(ad_gguf, base, ad_dir, "llama", "stories260K adapter.gguf")
 peft_out = os.path.join(tmp, "stories_peft")
 shutil.rmtree(peft_out, ignore_errors=True)
-run(["convert", ad_gguf, peft_out, "--base", base, "--to", "hf"])
+wt.stdout_of(["convert", ad_gguf, peft_out, "--base", base, "--to", "hf"])
 check_peft_dir(peft_out, ad_dir, "stories260K PEFT re-export")
 
 tokens = load_file(os.path.join(case, "reference.safetensors"))["tokens"]
@@ -186,10 +169,10 @@ l_half = eval_loss(base, data, ["--lora-scaled", ad_gguf, "0.5", "--lora-scaled"
 check(abs(l_half - l_dir) / l_dir < 1e-6, "two halves %.9f == whole %.9f" % (l_half, l_dir))
 # f16 storage (--type f16), both formats
 ad16 = os.path.join(tmp, "stories_adapter_f16.gguf")
-run(["convert", ad_dir, ad16, "--base", base, "--type", "f16"])
+wt.stdout_of(["convert", ad_dir, ad16, "--base", base, "--type", "f16"])
 peft16 = os.path.join(tmp, "stories_peft_f16")
 shutil.rmtree(peft16, ignore_errors=True)
-run(["convert", ad_dir, peft16, "--base", base, "--type", "f16", "--to", "hf"])
+wt.stdout_of(["convert", ad_dir, peft16, "--base", base, "--type", "f16", "--to", "hf"])
 r16 = gguf.GGUFReader(ad16)
 check(all(t.tensor_type == gguf.GGMLQuantizationType.F16 for t in r16.tensors) and
       int(field_num(r16, "general.file_type")) == 1, "--type f16 adapter.gguf: F16 tensors, file_type 1")
@@ -201,7 +184,7 @@ run_bad(["convert", ad_dir, os.path.join(tmp, "x.gguf"), "--base", base, "--type
 
 # merge: f32 base, then q8_0 base (merged tensors f16)
 merged = os.path.join(tmp, "stories_merged.gguf")
-run(["convert", base, merged, "--lora", ad_gguf])
+wt.stdout_of(["convert", base, merged, "--lora", ad_gguf])
 l_m = eval_loss(merged, data)
 rel = abs(l_m - l_dir) / l_dir
 print("merged f32: loss %.9f vs adapter %.9f (rel %.2e)" % (l_m, l_dir, rel))
@@ -211,23 +194,23 @@ check(mt["blk.0.attn_q.weight"].tensor_type == gguf.GGMLQuantizationType.F32, "m
 outs = []
 for threads in ("1", "3"):
     outs.append(os.path.join(tmp, "stories_merged_t%s.gguf" % threads))
-    run(["convert", base, outs[-1], "--lora", ad_gguf], env=dict(os.environ, OMP_NUM_THREADS=threads))
+    wt.stdout_of(["convert", base, outs[-1], "--lora", ad_gguf], env=dict(os.environ, OMP_NUM_THREADS=threads))
 check(open(outs[0], "rb").read() == open(outs[1], "rb").read(), "merge: same bytes with 1 and 3 threads")
 merged2 = os.path.join(tmp, "stories_merged_halves.gguf")
-run(["convert", base, merged2, "--lora-scaled", ad_dir, "0.5", "--lora-scaled", ad_gguf, "0.5"])
+wt.stdout_of(["convert", base, merged2, "--lora-scaled", ad_dir, "0.5", "--lora-scaled", ad_gguf, "0.5"])
 l_m2 = eval_loss(merged2, data)
 check(abs(l_m2 - l_dir) / l_dir < 1e-4, "merge of two halves %.9f" % l_m2)
 q8 = os.path.join(tmp, "stories_q8.gguf")
-run(["convert", base, q8, "--type", "q8_0"])
+wt.stdout_of(["convert", base, q8, "--type", "q8_0"])
 merged_q8 = os.path.join(tmp, "stories_q8_merged.gguf")
-run(["convert", q8, merged_q8, "--lora", ad_dir])
+wt.stdout_of(["convert", q8, merged_q8, "--lora", ad_dir])
 l_q8a = eval_loss(q8, data, ["--lora", ad_dir])
 l_q8m = eval_loss(merged_q8, data)
 rel = abs(l_q8m - l_q8a) / l_q8a
 print("merged q8_0 base (f16 merged tensors): loss %.9f vs adapter %.9f (rel %.2e)" % (l_q8m, l_q8a, rel))
 check(rel < 1e-3, "merged q8_0 base, f16 merged tensors: loss near adapter loss (rel %.2e)" % rel)
 merged_q8f = os.path.join(tmp, "stories_q8_merged_f32.gguf")
-run(["convert", q8, merged_q8f, "--lora", ad_dir, "--type", "f32"])
+wt.stdout_of(["convert", q8, merged_q8f, "--lora", ad_dir, "--type", "f32"])
 l_q8f = eval_loss(merged_q8f, data)
 rel = abs(l_q8f - l_q8a) / l_q8a
 print("merged q8_0 base --type f32: loss %.9f vs adapter %.9f (rel %.2e)" % (l_q8f, l_q8a, rel))
@@ -237,7 +220,7 @@ check(mt["blk.0.attn_q.weight"].tensor_type == gguf.GGMLQuantizationType.F16 and
       mt["token_embd.weight"].tensor_type == gguf.GGMLQuantizationType.Q8_0,
       "q8_0 base: merged tensors f16, others copied")
 merged_t = os.path.join(tmp, "stories_merged_q8t.gguf")
-run(["convert", base, merged_t, "--lora", ad_dir, "--type", "q8_0"])
+wt.stdout_of(["convert", base, merged_t, "--lora", ad_dir, "--type", "q8_0"])
 mt = {t.name: t for t in gguf.GGUFReader(merged_t).tensors}
 check(mt["blk.0.attn_q.weight"].tensor_type == gguf.GGMLQuantizationType.Q8_0, "--type q8_0 applies to merged")
 run_bad(["convert", base, os.path.join(tmp, "x.gguf"), "--lora", ad_dir, "--type", "q4_k"], "merge --type q4_k")
@@ -253,13 +236,13 @@ for fam in ("llama", "qwen2", "qwen3", "gemma3"):
         print("SKIP part: tiny %s fixtures missing" % fam)
         continue
     fam_base = os.path.join(tmp, "tiny_%s.gguf" % fam)
-    run(["convert", hf, fam_base])
+    wt.stdout_of(["convert", hf, fam_base])
     fam_gguf = os.path.join(tmp, "tiny_%s_adapter.gguf" % fam)
-    run(["convert", fam_ad, fam_gguf, "--base", fam_base])
+    wt.stdout_of(["convert", fam_ad, fam_gguf, "--base", fam_base])
     check_adapter_gguf(fam_gguf, fam_base, fam_ad, fam, "tiny %s adapter.gguf" % fam)
     fam_peft = os.path.join(tmp, "tiny_%s_peft" % fam)
     shutil.rmtree(fam_peft, ignore_errors=True)
-    run(["convert", fam_gguf, fam_peft + "/", "--base", fam_base])
+    wt.stdout_of(["convert", fam_gguf, fam_peft + "/", "--base", fam_base])
     check_peft_dir(fam_peft, fam_ad, "tiny %s PEFT re-export" % fam)
     tiny_adapters[fam] = fam_gguf
 
@@ -341,4 +324,4 @@ run_bad(["infer", "--model", base, "--prompt", "Once", "-n", "2", "--lora", bad_
 run_bad(["eval", "--model", base, "--data", data, "--lora", os.path.join(tmp, "nonexistent")], "missing adapter")
 run_bad(["eval", "--model", base, "--data", data, "--lora-scaled", ad_gguf, "x"], "bad --lora-scaled value")
 
-sys.exit(1 if failed else 0)
+sys.exit(check.done())

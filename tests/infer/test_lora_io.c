@@ -13,17 +13,10 @@
  * reloaded, giving the unmerged adapter's logits (1e-4 abs + 1e-4 rel: f32 rounding of
  * W + BA against W x + B(A x)).
  */
-#include "infer/model_int.h"
 #include "werk_test.h"
+#include "werk_test_model.h"
 
-static double max_abs(const float *a, const float *b, int64_t n) {
-    double mx = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        mx       = d > mx ? d : mx;
-    }
-    return mx;
-}
+#include "infer/model_int.h"
 
 static const werk_wview *slot_w(const werk_model *m, int64_t il, int s) {
     const werk_layer *L                    = &m->layers[il];
@@ -176,7 +169,7 @@ static void check_merge(const char *base_path, const char *out_path, const werk_
     int64_t V = werk_model_n_vocab(m2);
     got       = malloc((size_t)(B * T * V) * sizeof(float));
     WT_CHECK(werk_forward(m2, tokens, B, T, got, &err) == WERK_OK, "%s: %s", label, err.msg);
-    printf("%-24s merged model vs unmerged adapter max abs diff %.3g\n", label, max_abs(got, lg, B * T * V));
+    printf("%-24s merged model vs unmerged adapter max abs diff %.3g\n", label, wtm_max_abs(got, lg, B * T * V));
     char lab[160];
     snprintf(lab, sizeof(lab), "%s merged", label);
     WT_CLOSE(got, lg, B * T * V, 1e-4, 1e-4, lab);
@@ -222,21 +215,15 @@ static void check_peft_bits(const char *orig_dir, const char *saved_dir, const c
 }
 
 static void check_case(const char *gguf_path, const char *case_rel, const char *label) {
-    char        ref_path[1024], rel[512], ad_path[1024], out_dir[1024], out_gguf[1100], name[160];
+    char        ad_path[1024], out_dir[1024], out_gguf[1100], name[160];
     werk_err    err  = {0};
     werk_gguf  *g    = NULL;
     werk_st    *st   = NULL;
     werk_model *m    = NULL;
     werk_lora  *peft = NULL, *back = NULL, *gl = NULL, *l1 = NULL, *l2 = NULL, *cat = NULL;
     float      *lg = NULL, *lg2 = NULL;
-    snprintf(rel, sizeof(rel), "%s/reference.safetensors", case_rel);
-    wt_fixture(ref_path, sizeof(ref_path), rel);
-    snprintf(rel, sizeof(rel), "%s/adapter", case_rel);
-    wt_fixture(ad_path, sizeof(ad_path), rel);
-    WT_CHECK(werk_gguf_read(gguf_path, &g, &err) == WERK_OK, "%s: %s", label, err.msg);
-    WT_CHECK(werk_st_read(ref_path, &st, &err) == WERK_OK, "%s: %s", label, err.msg);
-    if (!g || !st || werk_model_load(g, &m, &err) != WERK_OK) {
-        WT_CHECK(0, "%s: setup: %s", label, err.msg);
+    wtm_case_path(ad_path, sizeof(ad_path), case_rel, "adapter");
+    if (!wtm_load_case(gguf_path, case_rel, label, &g, &st, &m)) {
         goto out;
     }
     check_alloc(m, label);
@@ -287,7 +274,7 @@ static void check_case(const char *gguf_path, const char *case_rel, const char *
     lg2                          = malloc((size_t)(B * T * V) * sizeof(float));
     const werk_lora *const one[] = {gl};
     WT_CHECK(werk_forward_lora(m, one, 1, tt->data, B, T, lg, &err) == WERK_OK, "%s: %s", label, err.msg);
-    printf("%-24s gguf adapter logits max abs err %.3g\n", label, max_abs(lg, ta->data, B * T * V));
+    printf("%-24s gguf adapter logits max abs err %.3g\n", label, wtm_max_abs(lg, ta->data, B * T * V));
     WT_CLOSE(lg, (const float *)ta->data, B * T * V, 1e-4, 0, label);
     char merged[1100];
     snprintf(merged, sizeof(merged), "%s_merged.gguf", out_dir);
@@ -324,11 +311,11 @@ static void check_case(const char *gguf_path, const char *case_rel, const char *
     const werk_lora *const two[] = {l1, l2}, *const joined[] = {cat};
     WT_CHECK(werk_forward_lora(m, two, 2, tt->data, B, T, lg, &err) == WERK_OK, "%s: %s", label, err.msg);
     WT_CHECK(werk_forward_lora(m, joined, 1, tt->data, B, T, lg2, &err) == WERK_OK, "%s: %s", label, err.msg);
-    printf("%-24s two adapters vs summed update max abs diff %.3g\n", label, max_abs(lg, lg2, B * T * V));
+    printf("%-24s two adapters vs summed update max abs diff %.3g\n", label, wtm_max_abs(lg, lg2, B * T * V));
     snprintf(name, sizeof(name), "%s two adapters", label);
     WT_CLOSE(lg, lg2, B * T * V, 1e-4, 1e-4, name);
     // and the scaled pair really differs from the plain adapter
-    WT_CHECK(max_abs(lg, ta->data, B * T * V) > 1e-3, "%s: adapter scales had no effect", label);
+    WT_CHECK(wtm_max_abs(lg, ta->data, B * T * V) > 1e-3, "%s: adapter scales had no effect", label);
 out:
     free(lg);
     free(lg2);
@@ -343,41 +330,7 @@ out:
     werk_gguf_free(g);
 }
 
-static void convert(const char *args, const char *out) {
-    char cmd[4096], *log = NULL;
-    snprintf(cmd, sizeof(cmd), "'%s' convert %s '%s'", wt_env("WERK_BIN"), args, out);
-    int rc = wt_run(cmd, &log);
-    WT_CHECK(rc == 0, "%s failed: %s", cmd, log ? log : "");
-    free(log);
-}
-
 int main(void) {
-    char bin[1024], tok[1024], hf[1024], args[4096], out[1024];
-    wt_fixture(bin, sizeof(bin), "stories260K/llama2c/stories260K.bin");
-    wt_fixture(tok, sizeof(tok), "stories260K/llama2c/tok512.bin");
-    wt_fixture(hf, sizeof(hf), "stories260K/hf");
-
-    snprintf(args, sizeof(args), "'%s' --vocab '%s'", bin, tok);
-    wt_tmp(out, sizeof(out), "lora_io_stories_l2c.gguf");
-    convert(args, out);
-    check_case(out, "stories260K/golden/case_a", "stories260K llama2c");
-    snprintf(args, sizeof(args), "'%s'", hf);
-    wt_tmp(out, sizeof(out), "lora_io_stories_hf.gguf");
-    convert(args, out);
-    check_case(out, "stories260K/golden/case_a", "stories260K hf");
-
-    const char *fams[] = {"llama", "qwen2", "qwen3", "gemma3"};
-    for (int f = 0; f < 4; f++) {
-        char rel[256], name[128], casedir[256];
-        snprintf(rel, sizeof(rel), "tiny/%s/hf", fams[f]);
-        wt_fixture(hf, sizeof(hf), rel);
-        snprintf(args, sizeof(args), "'%s'", hf);
-        snprintf(name, sizeof(name), "lora_io_tiny_%s.gguf", fams[f]);
-        wt_tmp(out, sizeof(out), name);
-        convert(args, out);
-        snprintf(casedir, sizeof(casedir), "tiny/%s/case_a", fams[f]);
-        snprintf(name, sizeof(name), "tiny %s", fams[f]);
-        check_case(out, casedir, name);
-    }
+    wtm_for_each_golden_model("lora_io", false, check_case);
     return wt_done();
 }

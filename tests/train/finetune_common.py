@@ -9,37 +9,22 @@ Makes the stories260K models and a small English JSONL corpus once per test fold
 import json
 import os
 import random
-import subprocess
+import shutil
 import sys
 
-WERK = os.environ.get("WERK_BIN", "")
-FIX = os.environ.get("WERK_FIXTURES", "")
-SANITIZED = os.environ.get("WERK_SANITIZED", "0") in ("1", "ON", "TRUE", "true")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import werk_test as wt  # noqa: E402
 
-
-class Checker:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def __call__(self, cond, msg):
-        self.n += 1
-        print(("ok   " if cond else "FAIL ") + msg)
-        if not cond:
-            self.failed += 1
-
-    def done(self):
-        print(f"{self.n} checks, {self.failed} failed")
-        return 1 if self.failed else 0
+WERK = wt.WERK
+FIX = wt.FIX
+SANITIZED = wt.SANITIZED
+Checker = wt.Checker
 
 
 def need_inputs():
-    if not WERK or not os.access(WERK, os.X_OK):
-        print("SKIP: WERK_BIN not set")
-        sys.exit(77)
+    wt.need_werk()
     if not os.path.isdir(os.path.join(FIX, "stories260K", "hf")):
-        print("SKIP: fixture stories260K missing (../shared/fixtures not beside the checkout?)")
-        sys.exit(77)
+        wt.skip("fixture stories260K missing (../shared/fixtures not beside the checkout?)")
 
 
 def test_env():
@@ -52,8 +37,8 @@ def test_env():
 
 
 def run(args, timeout=600, env=None):
-    p = subprocess.run([WERK] + args, capture_output=True, timeout=timeout, env=env or test_env())
-    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+    p = wt.run(args, env=env or test_env(), timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
 
 
 def story(r):
@@ -73,12 +58,9 @@ def setup(tmp):
         "hf": "s260k_hf.gguf", "tok": "s260k.gguf", "train": "train.jsonl", "val": "val.jsonl",
         "train_ids": "train_ids.jsonl"}.items()}
     if not os.path.exists(p["hf"]):
-        rc, out, err = run(["convert", os.path.join(FIX, "stories260K", "hf"), p["hf"]])
-        assert rc == 0, err
+        wt.stories260K_hf_gguf(p["hf"], env=test_env())
     if not os.path.exists(p["tok"]):
-        rc, out, err = run(["convert", os.path.join(FIX, "stories260K", "llama2c", "stories260K.bin"), p["tok"],
-                            "--vocab", os.path.join(FIX, "stories260K", "llama2c", "tok512.bin")])
-        assert rc == 0, err
+        wt.stories260K_gguf(p["tok"], env=test_env())
     r = random.Random(1)
     if not os.path.exists(p["val"]):
         train = [story(r) for _ in range(200)]
@@ -93,6 +75,18 @@ def setup(tmp):
                 assert rc == 0, err
                 f.write(json.dumps({"input_ids": [int(x) for x in out.split()]}) + "\n")
     return p
+
+
+def run_tests(tmp, tests):
+    """A finetune test's main: skips without werk or fixtures, makes the inputs in a fresh
+    `tmp`, runs each test(check, paths) and returns the exit status."""
+    need_inputs()
+    shutil.rmtree(tmp, ignore_errors=True)
+    p = setup(tmp)
+    check = Checker()
+    for test in tests:
+        test(check, p)
+    return check.done()
 
 
 def read_peft(d):

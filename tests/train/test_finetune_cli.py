@@ -287,18 +287,8 @@ def test_bad_inputs(check, p):
 
 
 def main():
-    fc.need_inputs()
-    shutil.rmtree(TMP, ignore_errors=True)
-    p = fc.setup(TMP)
-    check = fc.Checker()
-    test_outputs(check, p)
-    test_early_stop(check, p)
-    test_sgd_step(check, p)
-    test_grad_accum(check, p)
-    test_epochs(check, p)
-    test_pretokenized(check, p)
-    test_bad_inputs(check, p)
-    return check.done()
+    return fc.run_tests(TMP, [test_outputs, test_early_stop, test_sgd_step, test_grad_accum, test_epochs,
+                              test_pretokenized, test_bad_inputs])
 
 
 if __name__ == "__main__":

@@ -119,14 +119,7 @@ def test_learning(check, p):
 
 
 def main():
-    fc.need_inputs()
-    shutil.rmtree(TMP, ignore_errors=True)
-    p = fc.setup(TMP)
-    check = fc.Checker()
-    test_resume(check, p)
-    test_interrupt(check, p)
-    test_learning(check, p)
-    return check.done()
+    return fc.run_tests(TMP, [test_resume, test_interrupt, test_learning])
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
  *   1e-5) with the LM head processed in vocabulary chunks of 100 rows.
  */
 #include "werk_test.h"
+#include "werk_test_model.h"
 
 #include "infer/model_int.h"
 #include "train/train.h"
@@ -82,7 +83,7 @@ static bool same_bits(const werk_lora *x, const werk_lora *y) {
 }
 
 static void check_case(const char *gguf_path, const char *case_rel, const char *label) {
-    char        path[1024], rel[512];
+    char        path[1024];
     werk_err    err = {0};
     werk_gguf  *g   = NULL;
     werk_st    *ref = NULL, *gr = NULL;
@@ -92,22 +93,14 @@ static void check_case(const char *gguf_path, const char *case_rel, const char *
     int32_t    *targets = NULL;
     float      *buf     = NULL;
     run_out     base = {0}, alt = {0};
-    snprintf(rel, sizeof(rel), "%s/lora_grads.safetensors", case_rel);
-    wt_fixture(path, sizeof(path), rel);
+    wtm_case_path(path, sizeof(path), case_rel, "lora_grads.safetensors");
     WT_CHECK(werk_st_read(path, &gr, &err) == WERK_OK, "%s: %s", label, err.msg);
-    snprintf(rel, sizeof(rel), "%s/reference.safetensors", case_rel);
-    wt_fixture(path, sizeof(path), rel);
-    WT_CHECK(werk_st_read(path, &ref, &err) == WERK_OK, "%s: %s", label, err.msg);
-    snprintf(rel, sizeof(rel), "%s/case.json", case_rel);
-    wt_fixture(path, sizeof(path), rel);
+    wtm_case_path(path, sizeof(path), case_rel, "case.json");
     WT_CHECK(werk_json_read_file(path, 1 << 20, &cj, &err) == WERK_OK, "%s: %s", label, err.msg);
-    WT_CHECK(werk_gguf_read(gguf_path, &g, &err) == WERK_OK, "%s: %s", label, err.msg);
-    if (!gr || !ref || !cj || !g) {
+    if (!wtm_load_case(gguf_path, case_rel, label, &g, &ref, &m) || !gr || !cj) {
         goto out;
     }
-    WT_CHECK(werk_model_load(g, &m, &err) == WERK_OK, "%s: %s", label, err.msg);
-    snprintf(rel, sizeof(rel), "%s/adapter", case_rel);
-    wt_fixture(path, sizeof(path), rel);
+    wtm_case_path(path, sizeof(path), case_rel, "adapter");
     WT_CHECK(m && werk_lora_load_peft(path, m, 1.0f, &lora, &err) == WERK_OK, "%s: %s", label, err.msg);
     const cJSON *jl = cJSON_GetObjectItemCaseSensitive(cj, "adapter_loss");
     const cJSON *jm = cJSON_GetObjectItemCaseSensitive(cj, "loss_mask");
@@ -220,50 +213,8 @@ out:
     werk_gguf_free(g);
 }
 
-static void convert(const char *args, const char *out) {
-    char cmd[4096], *log = NULL;
-    snprintf(cmd, sizeof(cmd), "'%s' convert %s '%s'", wt_env("WERK_BIN"), args, out);
-    int rc = wt_run(cmd, &log);
-    WT_CHECK(rc == 0, "%s failed: %s", cmd, log ? log : "");
-    free(log);
-}
-
 int main(void) {
-    char bin[1024], tok[1024], hf[1024], args[4096], out[1024];
-    wt_fixture(bin, sizeof(bin), "stories260K/llama2c/stories260K.bin");
-    wt_fixture(tok, sizeof(tok), "stories260K/llama2c/tok512.bin");
-    wt_fixture(hf, sizeof(hf), "stories260K/hf");
-    const char *cases[] = {"stories260K/golden/case_a", "stories260K/golden/case_c"};
-
-    snprintf(args, sizeof(args), "'%s' --vocab '%s'", bin, tok);
-    wt_tmp(out, sizeof(out), "grad_stories_l2c.gguf");
-    convert(args, out);
-    for (int c = 0; c < 2; c++) {
-        char label[64];
-        snprintf(label, sizeof(label), "stories260K llama2c %c", cases[c][strlen(cases[c]) - 1]);
-        check_case(out, cases[c], label);
-    }
-    snprintf(args, sizeof(args), "'%s'", hf);
-    wt_tmp(out, sizeof(out), "grad_stories_hf.gguf");
-    convert(args, out);
-    for (int c = 0; c < 2; c++) {
-        char label[64];
-        snprintf(label, sizeof(label), "stories260K hf %c", cases[c][strlen(cases[c]) - 1]);
-        check_case(out, cases[c], label);
-    }
-    const char *fams[] = {"llama", "qwen2", "qwen3", "gemma3"};
-    for (int f = 0; f < 4; f++) {
-        char rel[256], name[128], casedir[256];
-        snprintf(rel, sizeof(rel), "tiny/%s/hf", fams[f]);
-        wt_fixture(hf, sizeof(hf), rel);
-        snprintf(args, sizeof(args), "'%s'", hf);
-        snprintf(name, sizeof(name), "grad_tiny_%s.gguf", fams[f]);
-        wt_tmp(out, sizeof(out), name);
-        convert(args, out);
-        snprintf(casedir, sizeof(casedir), "tiny/%s/case_a", fams[f]);
-        snprintf(name, sizeof(name), "tiny %s a", fams[f]);
-        check_case(out, casedir, name);
-    }
+    wtm_for_each_golden_model("grad", true, check_case);
     printf("worst loss rel err %.3g, worst gradient rel err %.3g\n", worst_loss_rel, worst_grad_rel);
     return wt_done();
 }

@@ -16,7 +16,6 @@ ctest-label: slow
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -30,35 +29,24 @@ except ImportError as e:  # pragma: no cover - depends on the machine
     print(f"SKIP: torch/peft/transformers not importable here ({e}); run on a machine with them")
     sys.exit(77)
 
-WERK = os.environ.get("WERK_BIN", "")
-FIX = os.environ.get("WERK_FIXTURES", "")
-if not WERK or not os.path.exists(WERK):
-    print("SKIP: WERK_BIN not set")
-    sys.exit(77)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import werk_test as wt  # noqa: E402
+
+FIX = wt.FIX
+if not wt.WERK or not os.path.exists(wt.WERK):
+    wt.skip("WERK_BIN not set")
 if not FIX or not os.path.isdir(os.path.join(FIX, "stories260K")):
-    print("SKIP: ../shared/fixtures missing")
-    sys.exit(77)
+    wt.skip("../shared/fixtures missing")
 
 CASES = [("stories260K", os.path.join(FIX, "stories260K", "hf"))] + [
     (fam, os.path.join(FIX, "tiny", fam, "hf")) for fam in ("llama", "qwen2", "qwen3", "gemma3")
 ]
 
-n_checks = n_failed = 0
-
-
-def check(cond, msg):
-    global n_checks, n_failed
-    n_checks += 1
-    if not cond:
-        n_failed += 1
-        print("FAIL:", msg)
+check = wt.Checker(show_passes=False)
 
 
 def werk(*args):
-    r = subprocess.run([WERK, *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"werk {' '.join(args)}: exit {r.returncode}: {r.stderr.strip()}")
-    return r.stdout
+    return wt.stdout_of(list(args))
 
 
 def write_rows(path, rows):
@@ -117,8 +105,7 @@ def main():
                 delta = float(np.abs(w_peft[i] - w_base[i]).max())
                 check(delta > 1e-3, f"{name} record {i}: adapter changes logits by only {delta:.3g}")
             print(f"{name}: {len(rows)} records x {rows.shape[1]} tokens, max rel err vs PEFT {worst:.3g}")
-    print(f"{n_checks} checks, {n_failed} failed")
-    return 1 if n_failed else 0
+    return check.done()
 
 
 if __name__ == "__main__":
