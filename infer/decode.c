@@ -9,9 +9,10 @@
  *            activation row is quantized once to the weight type's vec_dot_type
  *            (quantize_act), then one vec_dot per weight row, rows split over OpenMP
  *            threads (static schedule; each output element is one vec_dot call, so the
- *            result does not depend on the thread count). Attention reads the cache
- *            (window on gemma3's local layers, GQA), heads over threads, q.k as float dots with
- *            8 fixed partial sums, softmax and the value sum in double.
+ *            result does not depend on the thread count); q/k/v and gate/up share one
+ *            parallel loop (fewer barriers). Attention reads the cache (window on
+ *            gemma3's local layers, GQA) in fixed chunks of positions over threads
+ *            (attend1: keys/values read once for all heads, chunks merged in order).
  * Weights whose type has no dot kernel or whose width is not a multiple of the block
  * sizes fall back to a dequantized row dot (double accumulation, fixed order); so does
  * every matvec after werk_decoder_set_exact (tests: isolates the cache logic from the
@@ -24,7 +25,6 @@
 #include "infer/decode.h"
 #include "infer/model_int.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +36,15 @@ struct werk_decoder {
     werk_kv_cache           kv;
     // step scratch
     float *x, *h, *q, *k, *v, *a, *u, *tmp;
-    void  *att;  // double [n_head][n_ctx] attention weights
-    void  *acc;  // double [n_head][head_dim] attention outputs
-    void  *qact; // quantized activation row
+    float *att;  // per chunk of ATT_CHUNK positions: [n_head] max, [n_head] sum, [n_head][head_dim] acc
+    char  *qact; // MAX_FUSED quantized activation rows of qact_cap bytes each
     size_t qact_cap;
     bool   exact; // float row dots everywhere (werk_decoder_set_exact)
+};
+
+enum {
+    MAX_FUSED = 3,  // matvecs sharing one input run in one parallel loop (q, k, v; gate, up)
+    ATT_CHUNK = 64, // cached positions per attention work item of a step
 };
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -99,14 +103,53 @@ static void qmatvec(werk_decoder *d, float *y, const float *x, const werk_wview 
     }
 }
 
-static void linear1(werk_decoder *d, float *y, const float *x, const werk_wview *w, int64_t il, int slot) {
-    qmatvec(d, y, x, w);
+/* ys[i][ws[i]->rows] = W_i x for n <= MAX_FUSED weights sharing the input x: one
+ * parallel loop over all their rows (one barrier instead of n; each output is still one
+ * vec_dot call, so the bits do not depend on the thread count). */
+static void qmatvec_fused(werk_decoder *d, float *const *ys, const float *x, const werk_wview *const *ws, int n) {
+    int64_t          start[MAX_FUSED + 1] = {0};
+    const werk_qfns *fs[MAX_FUSED];
+    WERK_ASSERT(n >= 1 && n <= MAX_FUSED);
+    for (int i = 0; i < n; i++) {
+        if (d->exact || !qact_bytes(ws[i])) {
+            for (int j = 0; j < n; j++) {
+                qmatvec(d, ys[j], x, ws[j]);
+            }
+            return;
+        }
+        fs[i] = werk_qfns_get(ws[i]->type);
+        fs[i]->quantize_act(x, d->qact + (size_t)i * d->qact_cap, ws[i]->cols);
+        start[i + 1] = start[i] + ws[i]->rows;
+    }
+    const char *qact = d->qact;
+    size_t      qcap = d->qact_cap;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < start[n]; r++) {
+        int i = 0;
+        while (r >= start[i + 1]) {
+            i++;
+        }
+        const werk_wview *w = ws[i];
+        float             s = 0;
+        fs[i]->vec_dot(w->cols, &s, (const char *)w->data + (uint64_t)(r - start[i]) * w->row_bytes,
+                       qact + (size_t)i * qcap);
+        ys[i][r - start[i]] = s;
+    }
+}
+
+/* Adds the adapters' updates of (layer il, slot) to y = x W^T (one row). */
+static void lora1(werk_decoder *d, float *y, const float *x, const werk_wview *w, int64_t il, int slot) {
     for (int i = 0; i < d->n_loras; i++) {
         const werk_lora_mat *lm = &d->loras[i]->mats[il * WERK_LORA_N_SLOTS + slot];
         if (lm->a) {
             werk_op_lora_fwd(y, x, 1, lm->a, lm->b, lm->r, w->cols, w->rows, d->loras[i]->scale, d->tmp);
         }
     }
+}
+
+static void linear1(werk_decoder *d, float *y, const float *x, const werk_wview *w, int64_t il, int slot) {
+    qmatvec(d, y, x, w);
+    lora1(d, y, x, w, il, slot);
 }
 
 werk_status werk_decoder_init(const werk_model       *m,
@@ -157,12 +200,11 @@ werk_status werk_decoder_init(const werk_model       *m,
     d->a        = malloc((size_t)wide * sizeof(float));
     d->u        = malloc((size_t)F * sizeof(float));
     d->tmp      = malloc((size_t)max_r * sizeof(float));
-    d->att      = malloc((size_t)(m->n_head * n_ctx) * sizeof(double));
-    d->acc      = malloc((size_t)qd * sizeof(double));
-    d->qact     = malloc(qcap ? qcap : 1);
+    d->att      = malloc((size_t)(((n_ctx + ATT_CHUNK - 1) / ATT_CHUNK) * m->n_head * (m->head_dim + 2)) *
+                         sizeof(float));
+    d->qact     = malloc(qcap ? MAX_FUSED * qcap : 1);
     d->qact_cap = qcap;
-    if (!d->x || !d->h || !d->q || !d->k || !d->v || !d->a || !d->u || !d->tmp || !d->att || !d->acc ||
-        !d->qact) {
+    if (!d->x || !d->h || !d->q || !d->k || !d->v || !d->a || !d->u || !d->tmp || !d->att || !d->qact) {
         werk_decoder_free(d);
         return WERK_FAIL(err, WERK_E_OOM, "decoder: out of memory for context %lld", (long long)n_ctx);
     }
@@ -184,7 +226,6 @@ void werk_decoder_free(werk_decoder *d) {
     free(d->u);
     free(d->tmp);
     free(d->att);
-    free(d->acc);
     free(d->qact);
     free(d);
 }
@@ -204,8 +245,8 @@ static void prefill_attention(float *out, const float *q, const float *k, const 
         for (int64_t i0 = 0; i0 < T; i0 += ATT_QBLOCK) {
             int64_t i1 = i0 + ATT_QBLOCK < T ? i0 + ATT_QBLOCK : T, nq = i1 - i0;
             int64_t j0 = window > 0 && i0 - window + 1 > 0 ? i0 - window + 1 : 0, nj = i1 - j0;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nj, (int)hd, m->attn_scale,
-                        q + i0 * qd + h * hd, (int)qd, k + j0 * kd + kh * hd, (int)kd, 0.0f, s, (int)nj);
+            werk_sgemm(false, true, nq, nj, hd, m->attn_scale,
+                        q + i0 * qd + h * hd, qd, k + j0 * kd + kh * hd, kd, 0.0f, s, nj);
 #pragma omp parallel for schedule(static)
             for (int64_t r = 0; r < nq; r++) {
                 int64_t i = i0 + r, lo = window > 0 && i - window + 1 > j0 ? i - window + 1 - j0 : 0;
@@ -225,9 +266,27 @@ static void prefill_attention(float *out, const float *q, const float *k, const 
                     sr[c] = c >= lo && c <= hi ? sr[c] * inv : 0.0f;
                 }
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)hd, (int)nj, 1.0f, s, (int)nj,
-                        v + j0 * kd + kh * hd, (int)kd, 0.0f, out + i0 * qd + h * hd, (int)qd);
+            werk_sgemm(false, false, nq, hd, nj, 1.0f, s, nj,
+                        v + j0 * kd + kh * hd, kd, 0.0f, out + i0 * qd + h * hd, qd);
         }
+    }
+}
+
+/* h = act(gate) up over n values in float (the prompt's share of werk_op_glu_fwd, which
+ * works in double with libm's tanh: ~4x slower, same values to ~1e-7 relative):
+ * GELU's tanh z = 1 - 2 / (1 + e^(2z)) (saturates to +-1 at overflow / underflow). */
+static void prefill_glu(float *h, const float *gate, const float *up, int64_t n, werk_act act) {
+    const float k = 0.7978845608028654f, c = 0.044715f;
+#pragma omp parallel for schedule(static) if (n >= 65536)
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i], a;
+        if (act == WERK_ACT_SILU) {
+            a = g / (1.0f + expf(-g));
+        } else {
+            float z = k * (g + c * g * g * g);
+            a       = 0.5f * g * (2.0f - 2.0f / (1.0f + expf(2.0f * z)));
+        }
+        h[i] = a * up[i];
     }
 }
 
@@ -327,7 +386,7 @@ werk_decoder_prefill(werk_decoder *d, const int32_t *tokens, int64_t n, float *l
         werk_op_rmsnorm_fwd(h, x, L->ffn_norm, n, D, m->eps);
         LIN(a, h, &L->w_gate, WERK_LORA_GATE);
         LIN(u, h, &L->w_up, WERK_LORA_UP);
-        werk_op_glu_fwd(a, a, u, n * F, m->act);
+        prefill_glu(a, a, u, n * F, m->act);
         LIN(h, a, &L->w_down, WERK_LORA_DOWN);
         if (L->post_ffn_norm) {
             werk_op_rmsnorm_fwd(h, h, L->post_ffn_norm, n, D, m->eps);
@@ -377,43 +436,75 @@ static double dot8(const float *a, const float *b, int64_t n) {
     return s;
 }
 
-/* Attention of one query (all heads) over cached positions j0..p of layer il. */
+/* Attention of one query (all heads) over cached positions j0..p of layer il, split into
+ * chunks of ATT_CHUNK positions (fixed boundaries, so the result does not depend on the
+ * thread count): each chunk, on one thread, reads its keys and values once for all heads
+ * and keeps per head the max score, the sum of e^(score - max) and the weighted value sum
+ * (floats, fixed order); the chunks are then merged in order (rescaled to the overall max,
+ * double). q.k are float dots with 8 fixed partial sums. */
 static void attend1(werk_decoder *d, int64_t il, int64_t p, int64_t window) {
     const werk_model *m  = d->m;
     int64_t           hd = m->head_dim, n_kv = m->n_head_kv, n_head = m->n_head;
-    int64_t           group = n_head / n_kv, kd = d->kv.kd, n_ctx = d->kv.n_ctx;
-    int64_t           j0  = window > 0 && p - window + 1 > 0 ? p - window + 1 : 0;
-    double           *att = (double *)d->att;
+    int64_t           group = n_head / n_kv, kd = d->kv.kd;
+    int64_t           j0   = window > 0 && p - window + 1 > 0 ? p - window + 1 : 0;
+    int64_t           n_ch = (p - j0 + ATT_CHUNK) / ATT_CHUNK;
+    int64_t           per  = n_head * (hd + 2); // floats per chunk
+    float            *att  = d->att;
     const float      *K = werk_kv_cache_k(&d->kv, il, 0), *V = werk_kv_cache_v(&d->kv, il, 0);
+    const float      *q = d->q;
+    float             scale = m->attn_scale;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < n_ch; c++) {
+        int64_t a = j0 + c * ATT_CHUNK, b = a + ATT_CHUNK <= p + 1 ? a + ATT_CHUNK : p + 1;
+        float  *mx = att + c * per, *sum = mx + n_head, *acc = sum + n_head;
+        float   sc[ATT_CHUNK];
+        for (int64_t h = 0; h < n_head; h++) {
+            int64_t      kh = h / group;
+            const float *qh = q + h * hd;
+            float        m1 = -INFINITY;
+            for (int64_t j = a; j < b; j++) {
+                sc[j - a] = (float)dot8(qh, K + j * kd + kh * hd, hd) * scale;
+                m1        = sc[j - a] > m1 ? sc[j - a] : m1;
+            }
+            float  s1 = 0;
+            float *ah = acc + h * hd;
+            for (int64_t e = 0; e < hd; e++) {
+                ah[e] = 0;
+            }
+            for (int64_t j = a; j < b; j++) {
+                float        wj = expf(sc[j - a] - m1);
+                const float *vj = V + j * kd + kh * hd;
+                s1 += wj;
+                for (int64_t e = 0; e < hd; e++) {
+                    ah[e] += wj * vj[e];
+                }
+            }
+            mx[h]  = m1;
+            sum[h] = s1;
+        }
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t h = 0; h < n_head; h++) {
-        int64_t      kh = h / group;
-        const float *qh = d->q + h * hd;
-        double      *ph = att + h * n_ctx;
-        double       mx = -INFINITY;
-        for (int64_t j = j0; j <= p; j++) {
-            ph[j] = dot8(qh, K + j * kd + kh * hd, hd) * m->attn_scale;
-            mx    = ph[j] > mx ? ph[j] : mx;
+        float mall = -INFINITY;
+        for (int64_t c = 0; c < n_ch; c++) {
+            float mc = att[c * per + h];
+            mall     = mc > mall ? mc : mall;
         }
-        double sum = 0;
-        for (int64_t j = j0; j <= p; j++) {
-            ph[j] = exp(ph[j] - mx);
-            sum += ph[j];
-        }
-        double *acc = (double *)d->acc + h * hd, inv = 1.0 / sum;
-        for (int64_t c = 0; c < hd; c++) {
-            acc[c] = 0;
-        }
-        for (int64_t j = j0; j <= p; j++) {
-            const float *vj = V + j * kd + kh * hd;
-            double       w  = ph[j] * inv;
-            for (int64_t c = 0; c < hd; c++) {
-                acc[c] += w * vj[c];
-            }
+        double tot = 0;
+        for (int64_t c = 0; c < n_ch; c++) {
+            float *base = att + c * per;
+            float  r    = (float)exp((double)base[h] - mall); // the chunk's max is no longer needed
+            base[h]     = r;
+            tot += (double)r * base[n_head + h];
         }
         float *oh = d->a + h * hd;
-        for (int64_t c = 0; c < hd; c++) {
-            oh[c] = (float)acc[c];
+        for (int64_t e = 0; e < hd; e++) {
+            double o = 0;
+            for (int64_t c = 0; c < n_ch; c++) {
+                const float *base = att + c * per;
+                o += (double)base[h] * base[2 * n_head + h * hd + e];
+            }
+            oh[e] = (float)(o / tot);
         }
     }
 }
@@ -436,9 +527,12 @@ werk_status werk_decoder_step(werk_decoder *d, int32_t token, float *logits, wer
         const werk_layer *L = &m->layers[il];
         float            *k = werk_kv_cache_k(&d->kv, il, p), *v = werk_kv_cache_v(&d->kv, il, p);
         werk_op_rmsnorm_fwd(h, x, L->attn_norm, 1, D, m->eps);
-        linear1(d, q, h, &L->wq, il, WERK_LORA_Q);
-        linear1(d, k, h, &L->wk, il, WERK_LORA_K);
-        linear1(d, v, h, &L->wv, il, WERK_LORA_V);
+        float *const            qkv[]  = {q, k, v};
+        const werk_wview *const wqkv[] = {&L->wq, &L->wk, &L->wv};
+        qmatvec_fused(d, qkv, h, wqkv, 3);
+        lora1(d, q, h, &L->wq, il, WERK_LORA_Q);
+        lora1(d, k, h, &L->wk, il, WERK_LORA_K);
+        lora1(d, v, h, &L->wv, il, WERK_LORA_V);
         for (int64_t j = 0; L->bq && j < qd; j++) {
             q[j] += L->bq[j];
         }
@@ -465,8 +559,11 @@ werk_status werk_decoder_step(werk_decoder *d, int32_t token, float *logits, wer
             x[i] += h[i];
         }
         werk_op_rmsnorm_fwd(h, x, L->ffn_norm, 1, D, m->eps);
-        linear1(d, a, h, &L->w_gate, il, WERK_LORA_GATE);
-        linear1(d, d->u, h, &L->w_up, il, WERK_LORA_UP);
+        float *const            gu[]  = {a, d->u};
+        const werk_wview *const wgu[] = {&L->w_gate, &L->w_up};
+        qmatvec_fused(d, gu, h, wgu, 2);
+        lora1(d, a, h, &L->w_gate, il, WERK_LORA_GATE);
+        lora1(d, d->u, h, &L->w_up, il, WERK_LORA_UP);
         werk_op_glu_fwd(a, a, d->u, F, m->act);
         linear1(d, h, a, &L->w_down, il, WERK_LORA_DOWN);
         if (L->post_ffn_norm) {

@@ -242,7 +242,7 @@ static werk_status score_seq(const werk_eval_opts *o,
         pos_stat      *ps = w->ps;
         const int32_t *tg = w->tgt;
         const float   *lg = w->lg, *rl = rm ? w->ref_lg : NULL;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (ns * nc >= 65536)
         for (int64_t i = 0; i < ns; i++) {
             fold_chunk(&ps[i], lg + i * nc, rl ? rl + i * nc : NULL, c0, nc, tg[i]);
         }

@@ -1,6 +1,6 @@
 /* infer/ops/matmul.c - y = x W^T with W in its stored type, forward and backward to x
  *
- * f32 weights are multiplied in place (one OpenBLAS sgemm on the mapped rows). Any other
+ * f32 weights are multiplied in place (one werk_sgemm on the mapped rows: infer/ops/gemm.c). Any other
  * type werk_dequantize_row handles is dequantized TILE_ROWS rows at a time into a scratch
  * buffer (rows split over OpenMP threads: dequantization is exact, so the tile does not
  * depend on the thread count) and multiplied with sgemm; the weight is never dequantized
@@ -9,10 +9,9 @@
  */
 #include "infer/model_int.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 
-enum { TILE_ROWS = 256 };
+enum { TILE_ROWS = 1024 };
 
 int64_t werk_op_matmul_scratch(const werk_wview *w) {
     int64_t rows = w->rows < TILE_ROWS ? w->rows : TILE_ROWS;
@@ -26,40 +25,46 @@ static bool is_plain_f32(const werk_wview *w) {
 
 /* Dequantizes rows [r0, r0 + nr) of W into tile [nr, cols]. */
 static void dequantize_tile(const werk_wview *w, int64_t r0, int64_t nr, float *tile) {
-    const char *base = w->data;
-    int64_t     cols = w->cols;
+    const char        *base = w->data;
+    int64_t            cols = w->cols;
+    werk_dequantize_fn deq  = werk_qfns_get(w->type)->dequantize; // fastest variant
 #pragma omp parallel for schedule(static) if (nr * cols >= 65536)
     for (int64_t r = 0; r < nr; r++) {
-        werk_dequantize_row(w->type, base + (uint64_t)(r0 + r) * w->row_bytes, tile + r * cols, cols);
+        const char *src = base + (uint64_t)(r0 + r) * w->row_bytes;
+        if (deq) {
+            deq(src, tile + r * cols, cols);
+        } else {
+            werk_dequantize_row(w->type, src, tile + r * cols, cols);
+        }
     }
 }
 
 void werk_op_matmul_fwd(float *y, const float *x, int64_t n, const werk_wview *w, float *scratch) {
     if (is_plain_f32(w)) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)w->rows, (int)w->cols, 1.0f, x,
-                    (int)w->cols, (const float *)w->data, (int)w->cols, 0.0f, y, (int)w->rows);
+        werk_sgemm(false, true, n, w->rows, w->cols, 1.0f, x,
+                    w->cols, (const float *)w->data, w->cols, 0.0f, y, w->rows);
         return;
     }
     for (int64_t r0 = 0; r0 < w->rows; r0 += TILE_ROWS) {
         int64_t nr = w->rows - r0 < TILE_ROWS ? w->rows - r0 : TILE_ROWS;
         dequantize_tile(w, r0, nr, scratch);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nr, (int)w->cols, 1.0f, x,
-                    (int)w->cols, scratch, (int)w->cols, 0.0f, y + r0, (int)w->rows);
+        werk_sgemm(false, true, n, nr, w->cols, 1.0f, x,
+                    w->cols, scratch, w->cols, 0.0f, y + r0, w->rows);
     }
 }
 
 void werk_op_matmul_bwd_x(float *dx, const float *dy, int64_t n, const werk_wview *w, float *scratch) {
     if (is_plain_f32(w)) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)w->cols, (int)w->rows, 1.0f, dy,
-                    (int)w->rows, (const float *)w->data, (int)w->cols, 1.0f, dx, (int)w->cols);
+        werk_sgemm(false, false, n, w->cols, w->rows, 1.0f, dy,
+                    w->rows, (const float *)w->data, w->cols, 1.0f, dx, w->cols);
         return;
     }
     for (int64_t r0 = 0; r0 < w->rows; r0 += TILE_ROWS) {
         int64_t nr = w->rows - r0 < TILE_ROWS ? w->rows - r0 : TILE_ROWS;
         dequantize_tile(w, r0, nr, scratch);
         // dx[n, cols] += dy[n, r0:r0+nr] W[r0:r0+nr, cols]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)w->cols, (int)nr, 1.0f, dy + r0,
-                    (int)w->rows, scratch, (int)w->cols, 1.0f, dx, (int)w->cols);
+        werk_sgemm(false, false, n, w->cols, nr, 1.0f, dy + r0,
+                    w->rows, scratch, w->cols, 1.0f, dx, w->cols);
     }
 }
 

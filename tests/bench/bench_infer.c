@@ -1,13 +1,15 @@
 /* tests/bench/bench_infer.c - prompt processing and decode speed against two rooflines, same run
  *
- *   bench_infer [--model PATH]... [--threads N]... [--prompt T] [--gen G] [--reps R]
+ *   bench_infer [--model PATH]... [--threads N]... [--prompt T] [--gen G] [--reps R] [--quick]
  *
  * Default: Gemma 3 270M at f32 ($WERK_CACHE/models/gemma-3-270m-f32.gguf, made with
  * `werk convert gemma-3-270m-q4_k_m.gguf ... --type f32` if missing), Q8_0 (the f32
  * quantized once with `werk quantize --q8_0` into $WERK_CACHE/bench/) and the fetched
- * Q4_K_M, each with 1 and 2 threads; a prompt of 512 random tokens, then 128 greedy steps.
+ * Q4_K_M, each with 1 and 2 threads; a prompt of 512 random tokens, then 128 greedy steps
+ * (--quick: 128 and 32, one run).
  *
- * What is timed (wall clock, the best of --reps runs, default 2):
+ * What is timed (wall clock, the best of --reps runs, default 2; weights random or real: the
+ * speed does not depend on their values):
  *   prefill: werk_decoder_prefill of the prompt (last token's logits only): tokens/s;
  *   decode:  werk_decoder_step x G after that prompt (greedy argmax of the logits).
  * Rooflines, measured in this run with the same thread count:
@@ -87,7 +89,7 @@ static double copy_gbs(int threads) {
     return 2.0 * (double)n / best * 1e-9;
 }
 
-/* cblas_sgemm GFLOP/s for C[M,N] = A[M,K] B[K,N], best of 3 after a warm-up. */
+/* cblas_sgemm GFLOP/s for C[M,N] = A[M,K] B[N,K]^T, best of 5 after a warm-up. */
 static double sgemm_gflops(int64_t M, int64_t N, int64_t K) {
     float *a = malloc((size_t)(M * K) * sizeof(float));
     float *b = malloc((size_t)(K * N) * sizeof(float));
@@ -103,7 +105,7 @@ static double sgemm_gflops(int64_t M, int64_t N, int64_t K) {
         b[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
     }
     double best = 1e30;
-    for (int s = -1; s < 3; s++) {
+    for (int s = -1; s < 5; s++) {
         double t0 = wall_s();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, a, (int)K, b, (int)K,
                     0.0f, c, (int)N);
@@ -247,8 +249,6 @@ static int bench_model(const char *path, const int *threads, int n_threads, int6
     return 0;
 }
 
-int werk_cmd_quantize(int argc, char **argv);
-
 int main(int argc, char **argv) {
     const char *models[MAX_LIST];
     int         n_models = 0, threads[MAX_LIST], n_threads = 0, reps = 2;
@@ -264,8 +264,13 @@ int main(int argc, char **argv) {
             G = atoll(argv[++i]);
         } else if (i + 1 < argc && !strcmp(argv[i], "--reps")) {
             reps = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--quick")) {
+            T = 128, G = 32, reps = 1;
+        } else if (!strcmp(argv[i], "--only") || !strcmp(argv[i], "--baseline")) {
+            i++; // scripts/bench passes the other benches' options to every bench: not ours
         } else {
-            fprintf(stderr, "usage: bench_infer [--model PATH]... [--threads N]... [--prompt T] [--gen G] [--reps R]\n");
+            fprintf(stderr, "usage: bench_infer [--model PATH]... [--threads N]... [--prompt T] [--gen G] [--reps R] "
+                            "[--quick]\n");
             return 2;
         }
     }
@@ -285,15 +290,31 @@ int main(int argc, char **argv) {
         snprintf(f32, sizeof(f32), "%s/models/gemma-3-270m-f32.gguf", dir);
         snprintf(q4, sizeof(q4), "%s/models/gemma-3-270m-q4_k_m.gguf", dir);
         snprintf(q8, sizeof(q8), "%s/bench/gemma-3-270m-q8_0.gguf", dir);
+        if (!exists(f32) && exists(q4)) {
+            char *ca[] = {"convert", q4, f32, "--type", "f32", NULL};
+            fprintf(stderr, "bench_infer: making %s from %s\n", f32, q4);
+            fflush(stdout);
+            if (werk_cmd_convert(5, ca) != 0) {
+                fprintf(stderr, "bench_infer: convert failed\n");
+            }
+        }
         if (exists(f32) && !exists(q8)) {
             char bdir[4096];
             snprintf(bdir, sizeof(bdir), "%s/bench", dir);
             mkdir(bdir, 0755);
-            char *qa[] = {"quantize", f32, q8, "--q8_0", "--no-measure", NULL};
+            // as `werk quantize --q8_0 --no-measure`, without its table on stdout
+            werk_quantize_job  job = {.in = f32, .out = q8};
+            werk_quant_report *rep = NULL;
+            werk_err           err = {0};
+            job.opts.preset        = werk_quant_preset_for_type(WERK_DTYPE_Q8_0);
+            job.opts.pure          = true;
+            job.opts.output_type   = WERK_DTYPE_COUNT;
+            job.opts.token_embd_type = WERK_DTYPE_COUNT;
             fprintf(stderr, "bench_infer: quantizing %s -> %s\n", f32, q8);
-            if (werk_cmd_quantize(5, qa) != 0) {
-                fprintf(stderr, "bench_infer: quantize failed\n");
+            if (werk_quantize_run(&job, &rep, &err)) {
+                fprintf(stderr, "bench_infer: quantize: %s\n", err.msg);
             }
+            werk_quant_report_free(rep);
         }
         const char *cand[] = {f32, q8, q4};
         for (int i = 0; i < 3; i++) {

@@ -1,6 +1,7 @@
 /* tests/infer/test_matmul.c - werk_op_matmul_fwd and werk_op_matmul_bwd_x against naive loops
  *
- * For f32/f16/q8_0/q4_K weights with rows not a multiple of the tile: the forward against
+ * For f32 (used in place) / f16 / q8_0 / q4_K weights (dequantized in row tiles), with more
+ * rows than one tile and not a multiple of it: the forward against
  * werk_op_matmul_fwd_ref, and the backward to x (dx += dy W, accumulating onto a nonzero
  * dx) against a double loop over the dequantized weight; the backward must also equal the
  * transpose identity <dy, x W^T> == <dy W, x> within float tolerance.
@@ -97,7 +98,8 @@ static void test_type(werk_dtype t, int64_t rows, int64_t cols, int64_t n) {
 int main(void) {
     const werk_dtype types[] = {WERK_DTYPE_F32, WERK_DTYPE_F16, WERK_DTYPE_Q8_0, WERK_DTYPE_Q4_K};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        test_type(types[i], 150, 512, 7); // rows not a multiple of the tile
+        test_type(types[i], 150, 512, 7);  // within one tile
+        test_type(types[i], 1100, 256, 3); // more rows than a tile (1024), not a multiple of it
         test_type(types[i], 3, 256, 1);   // fewer rows than one tile, a single token
     }
     return wt_done();
