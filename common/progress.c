@@ -28,16 +28,17 @@ void werk_progress_init(werk_progress *p, const char *label, uint64_t total, boo
 }
 
 static void progress_draw(werk_progress *p, bool final) {
-    double now  = werk_time_s();
-    double dt   = now - p->t_start;
-    double frac = p->total ? (double)p->done / (double)p->total : 1.0;
-    double rate = dt > 0 ? (double)p->done / dt : 0;
-    double eta  = rate > 0 ? (double)(p->total - p->done) / rate : 0;
-    double shown_rate = p->bytes ? rate / 1e6 : rate;
-    const char *unit  = p->bytes ? "MB/s" : "/s";
-    char        count[48] = ""; // "done/total" for counted items (steps, tensors)
+    double      now        = werk_time_s();
+    double      dt         = now - p->t_start;
+    double      frac       = p->total ? (double)p->done / (double)p->total : 1.0;
+    double      rate       = dt > 0 ? (double)p->done / dt : 0;
+    double      eta        = rate > 0 ? (double)(p->total - p->done) / rate : 0;
+    double      shown_rate = p->bytes ? rate / 1e6 : rate;
+    const char *unit       = p->bytes ? "MB/s" : "/s";
+    char        count[48]  = ""; // "done/total" for counted items (steps, tensors)
     if (!p->bytes) {
-        snprintf(count, sizeof(count), "%llu/%llu", (unsigned long long)p->done, (unsigned long long)p->total);
+        snprintf(count, sizeof(count), "%llu/%llu", (unsigned long long)p->done,
+                 (unsigned long long)p->total);
     }
     if (p->tty) {
         char bar[31];

@@ -4,8 +4,8 @@
  *
  * Runs the reference forward pass (werk_forward_lora: the same math as eval and the
  * trainer) on each record of F (.jsonl / .jsonl.zst in the formats of datasets.h; text
- * records are tokenized with the model's tokenizer; without one, pre-tokenized records only) and writes tensor "record.<i>"
- * [n_tokens, n_vocab] f32 per record, plus "tokens.<i>" [n_tokens] (i32 as f32 exact
+ * records are tokenized with the model's tokenizer; without one, pre-tokenized records only) and writes
+ * tensor "record.<i>" [n_tokens, n_vocab] f32 per record, plus "tokens.<i>" [n_tokens] (i32 as f32 exact
  * integers would lose ids above 2^24, so they are stored as I32), into O atomically. This
  * is a debugging tool for comparing werk with other implementations (HF transformers +
  * PEFT, llama.cpp) logit for logit; it refuses inputs whose logits exceed 2 GiB. `werk
@@ -50,8 +50,13 @@ static void records_free(records *r) {
     free(r->logits), free(r->ids), free(r->n), free(r->t);
 }
 
-static werk_status run(const char *data, const werk_model *m, const werk_tokenizer *tok,
-                       const werk_lora *const *ls, int n_loras, records *r, werk_err *err) {
+static werk_status run(const char             *data,
+                       const werk_model       *m,
+                       const werk_tokenizer   *tok,
+                       const werk_lora *const *ls,
+                       int                     n_loras,
+                       records                *r,
+                       werk_err               *err) {
     werk_jsonl *jl  = NULL;
     werk_record rec = {0};
     bool        eof = false;
@@ -71,8 +76,9 @@ static werk_status run(const char *data, const werk_model *m, const werk_tokeniz
         }
         uint64_t b = (uint64_t)rec.n * (uint64_t)V * sizeof(float);
         if (r->count == MAX_RECORDS || r->bytes + b > MAX_LOGIT_BYTES) {
-            st = WERK_FAIL(err, WERK_E_ARG, "logits: %s: more than %d records or 2 GiB of logits (use werk eval)",
-                           data, MAX_RECORDS);
+            st = WERK_FAIL(err, WERK_E_ARG,
+                           "logits: %s: more than %d records or 2 GiB of logits (use werk eval)", data,
+                           MAX_RECORDS);
             break;
         }
         int64_t i    = r->count;
@@ -104,7 +110,7 @@ static werk_status run(const char *data, const werk_model *m, const werk_tokeniz
                                              .src_type = WERK_DTYPE_I32,
                                              .data     = r->ids[i],
                                              .nbytes   = (uint64_t)rec.n * sizeof(int32_t)};
-        st = werk_forward_lora(m, ls, n_loras, rec.ids, 1, rec.n, r->logits[i], err);
+        st              = werk_forward_lora(m, ls, n_loras, rec.ids, 1, rec.n, r->logits[i], err);
     }
     werk_datasets_free_record(&rec);
     werk_datasets_close_jsonl(jl);
@@ -140,19 +146,19 @@ int werk_cmd_logits(int argc, char **argv) {
             WERK_FAIL(&err, WERK_E_ARG, "logits: unknown argument or missing value '%s' (see --help)", a);
             return werk_err_report(&err);
         }
-        const char *v = argv[++i];
+        const char *v                                                           = argv[++i];
         *(!strcmp(a, "--model") ? &model : !strcmp(a, "--data") ? &data : &out) = v;
     }
     if (!model || !data || !out) {
         usage(stderr);
         return 2;
     }
-    werk_gguf      *g   = NULL;
-    werk_model     *m   = NULL;
-    werk_tokenizer *tok = NULL;
+    werk_gguf      *g             = NULL;
+    werk_model     *m             = NULL;
+    werk_tokenizer *tok           = NULL;
     werk_lora      *ls[MAX_LORAS] = {0};
-    records         r   = {0};
-    werk_status     st  = werk_gguf_read(model, &g, &err);
+    records         r             = {0};
+    werk_status     st            = werk_gguf_read(model, &g, &err);
     if (!st) {
         st = werk_model_load(g, &m, &err);
     }

@@ -23,6 +23,7 @@
  * different summation order (~1e-6 relative).
  */
 #include "infer/decode.h"
+
 #include "infer/model_int.h"
 
 #include <math.h>
@@ -106,7 +107,8 @@ static void qmatvec(werk_decoder *d, float *y, const float *x, const werk_wview 
 /* ys[i][ws[i]->rows] = W_i x for n <= MAX_FUSED weights sharing the input x: one
  * parallel loop over all their rows (one barrier instead of n; each output is still one
  * vec_dot call, so the bits do not depend on the thread count). */
-static void qmatvec_fused(werk_decoder *d, float *const *ys, const float *x, const werk_wview *const *ws, int n) {
+static void
+qmatvec_fused(werk_decoder *d, float *const *ys, const float *x, const werk_wview *const *ws, int n) {
     int64_t          start[MAX_FUSED + 1] = {0};
     const werk_qfns *fs[MAX_FUSED];
     WERK_ASSERT(n >= 1 && n <= MAX_FUSED);
@@ -237,16 +239,22 @@ enum { ATT_QBLOCK = 128 }; // prompt queries per attention block
  * the block can see (s [ATT_QBLOCK, T]), masked, a softmax per row (float exponentials,
  * double sum; rows over OpenMP threads, one thread per row), then out = p v. Same math as
  * werk_op_attention_fwd (which sums in double: they differ by float rounding, ~1e-6). */
-static void prefill_attention(float *out, const float *q, const float *k, const float *v, int64_t T,
-                              const werk_model *m, int64_t window, float *s) {
+static void prefill_attention(float            *out,
+                              const float      *q,
+                              const float      *k,
+                              const float      *v,
+                              int64_t           T,
+                              const werk_model *m,
+                              int64_t           window,
+                              float            *s) {
     int64_t hd = m->head_dim, qd = m->n_head * hd, kd = m->n_head_kv * hd, group = m->n_head / m->n_head_kv;
     for (int64_t h = 0; h < m->n_head; h++) {
         int64_t kh = h / group;
         for (int64_t i0 = 0; i0 < T; i0 += ATT_QBLOCK) {
             int64_t i1 = i0 + ATT_QBLOCK < T ? i0 + ATT_QBLOCK : T, nq = i1 - i0;
             int64_t j0 = window > 0 && i0 - window + 1 > 0 ? i0 - window + 1 : 0, nj = i1 - j0;
-            werk_sgemm(false, true, nq, nj, hd, m->attn_scale,
-                        q + i0 * qd + h * hd, qd, k + j0 * kd + kh * hd, kd, 0.0f, s, nj);
+            werk_sgemm(false, true, nq, nj, hd, m->attn_scale, q + i0 * qd + h * hd, qd,
+                       k + j0 * kd + kh * hd, kd, 0.0f, s, nj);
 #pragma omp parallel for schedule(static)
             for (int64_t r = 0; r < nq; r++) {
                 int64_t i = i0 + r, lo = window > 0 && i - window + 1 > j0 ? i - window + 1 - j0 : 0;
@@ -266,8 +274,8 @@ static void prefill_attention(float *out, const float *q, const float *k, const 
                     sr[c] = c >= lo && c <= hi ? sr[c] * inv : 0.0f;
                 }
             }
-            werk_sgemm(false, false, nq, hd, nj, 1.0f, s, nj,
-                        v + j0 * kd + kh * hd, kd, 0.0f, out + i0 * qd + h * hd, qd);
+            werk_sgemm(false, false, nq, hd, nj, 1.0f, s, nj, v + j0 * kd + kh * hd, kd, 0.0f,
+                       out + i0 * qd + h * hd, qd);
         }
     }
 }
@@ -451,7 +459,7 @@ static void attend1(werk_decoder *d, int64_t il, int64_t p, int64_t window) {
     int64_t           per  = n_head * (hd + 2); // floats per chunk
     float            *att  = d->att;
     const float      *K = werk_kv_cache_k(&d->kv, il, 0), *V = werk_kv_cache_v(&d->kv, il, 0);
-    const float      *q = d->q;
+    const float      *q     = d->q;
     float             scale = m->attn_scale;
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < n_ch; c++) {

@@ -30,13 +30,21 @@ int64_t werk_ce_scratch(int64_t n, const werk_wview *w, int64_t chunk) {
     return 2 * n * D + C * D + n * C + 6 * n + n;
 }
 
-werk_status werk_ce_fwd_bwd(float *dx, const float *x, const int32_t *targets, int64_t n, const werk_wview *w,
-                            int64_t chunk, float *scratch, double *loss_sum, int64_t *n_scored, werk_err *err) {
-    int64_t C = chunk_rows(w, chunk), D = w->cols, V = w->rows;
+werk_status werk_ce_fwd_bwd(float            *dx,
+                            const float      *x,
+                            const int32_t    *targets,
+                            int64_t           n,
+                            const werk_wview *w,
+                            int64_t           chunk,
+                            float            *scratch,
+                            double           *loss_sum,
+                            int64_t          *n_scored,
+                            werk_err         *err) {
+    int64_t  C = chunk_rows(w, chunk), D = w->cols, V = w->rows;
     double  *mx = (double *)scratch, *l = mx + n, *zt = l + n; // scratch is malloc'd: aligned for doubles
     int32_t *idx = (int32_t *)(zt + n);
     float   *xs = (float *)(idx + n), *acc = xs + n * D, *wc = acc + n * D, *z = wc + C * D;
-    int64_t  S   = 0;
+    int64_t  S = 0;
     for (int64_t i = 0; i < n; i++) {
         if (targets[i] >= V) {
             return WERK_FAIL(err, WERK_E_ARG, "loss: target %d at %lld is outside the vocabulary of %lld",
@@ -64,8 +72,7 @@ werk_status werk_ce_fwd_bwd(float *dx, const float *x, const int32_t *targets, i
         for (int64_t r = 0; r < nc; r++) {
             werk_dequantize_row(w->type, base + (uint64_t)(c0 + r) * w->row_bytes, wc + r * D, D);
         }
-        werk_sgemm(false, true, S, nc, D, 1.0f, xs, D, wc, D,
-                    0.0f, z, nc);
+        werk_sgemm(false, true, S, nc, D, 1.0f, xs, D, wc, D, 0.0f, z, nc);
 #pragma omp parallel for schedule(static)
         for (int64_t s = 0; s < S; s++) {
             float  *zs = z + s * nc;
@@ -93,8 +100,7 @@ werk_status werk_ce_fwd_bwd(float *dx, const float *x, const int32_t *targets, i
                 }
             }
         }
-        werk_sgemm(false, false, S, D, nc, 1.0f, z, nc, wc, D,
-                    1.0f, acc, D);
+        werk_sgemm(false, false, S, D, nc, 1.0f, z, nc, wc, D, 1.0f, acc, D);
     }
     double total = 0;
     for (int64_t s = 0; s < S; s++) {
@@ -105,7 +111,7 @@ werk_status werk_ce_fwd_bwd(float *dx, const float *x, const int32_t *targets, i
         int64_t ns = S - s0 < C ? S - s0 : C;
 #pragma omp parallel for schedule(static)
         for (int64_t j = 0; j < ns; j++) {
-            int64_t s = s0 + j;
+            int64_t s  = s0 + j;
             float  *wt = wc + j * D;
             werk_dequantize_row(w->type, base + (uint64_t)targets[idx[s]] * w->row_bytes, wt, D);
             float       *d   = dx + (int64_t)idx[s] * D;

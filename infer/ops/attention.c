@@ -11,8 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-void werk_op_attention_fwd(float *out, const float *q, const float *k, const float *v, int64_t T,
-                           int64_t n_head, int64_t n_kv, int64_t hd, float scale, int64_t window) {
+void werk_op_attention_fwd(float       *out,
+                           const float *q,
+                           const float *k,
+                           const float *v,
+                           int64_t      T,
+                           int64_t      n_head,
+                           int64_t      n_kv,
+                           int64_t      hd,
+                           float        scale,
+                           int64_t      window) {
     int64_t group = n_head / n_kv;
     double *p     = malloc((size_t)(T > 0 ? T : 1) * sizeof(double));
     double *acc   = malloc((size_t)(hd > 0 ? hd : 1) * sizeof(double));
@@ -95,8 +103,16 @@ static void tile_keys(const int32_t *start, int64_t i0, int64_t i1, int64_t wind
 
 /* s [nq, nk]: scores in, P of the tile out (masked entries 0). lse_in (stride n_head): P =
  * exp(S - lse) from the forward's statistics; else they are computed and stored in lse_out. */
-static void tile_probs(float *s, int64_t nq, int64_t nk, int64_t i0, int64_t jlo, const int32_t *start,
-                       int64_t window, const float *lse_in, float *lse_out, int64_t lse_stride) {
+static void tile_probs(float         *s,
+                       int64_t        nq,
+                       int64_t        nk,
+                       int64_t        i0,
+                       int64_t        jlo,
+                       const int32_t *start,
+                       int64_t        window,
+                       const float   *lse_in,
+                       float         *lse_out,
+                       int64_t        lse_stride) {
     for (int64_t r = 0; r < nq; r++) {
         int64_t i = i0 + r, lo = row_lo(start, i, window) - jlo, hi = i - jlo; // valid [lo, hi]
         float  *sr = s + r * nk;
@@ -125,8 +141,18 @@ static void tile_probs(float *s, int64_t nq, int64_t nk, int64_t i0, int64_t jlo
     }
 }
 
-void werk_op_attention_fwd_masked(float *out, float *lse, const float *q, const float *k, const float *v, int64_t B,
-                                  int64_t T, int64_t n_head, int64_t n_kv, int64_t hd, float scale, int64_t window,
+void werk_op_attention_fwd_masked(float         *out,
+                                  float         *lse,
+                                  const float   *q,
+                                  const float   *k,
+                                  const float   *v,
+                                  int64_t        B,
+                                  int64_t        T,
+                                  int64_t        n_head,
+                                  int64_t        n_kv,
+                                  int64_t        hd,
+                                  float          scale,
+                                  int64_t        window,
                                   const int32_t *start) {
     int64_t group = n_head / n_kv, qd = n_head * hd, kd = n_kv * hd;
     int64_t n_tiles = (T + QTILE - 1) / QTILE, n_units = B * n_head * n_tiles;
@@ -136,19 +162,18 @@ void werk_op_attention_fwd_masked(float *out, float *lse, const float *q, const 
         WERK_ASSERT(s);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t u = 0; u < n_units; u++) {
-            int64_t b = u / (n_head * n_tiles), h = u / n_tiles % n_head, it = u % n_tiles;
-            int64_t i0 = it * QTILE, i1 = i0 + QTILE < T ? i0 + QTILE : T, nq = i1 - i0, jlo;
+            int64_t        b = u / (n_head * n_tiles), h = u / n_tiles % n_head, it = u % n_tiles;
+            int64_t        i0 = it * QTILE, i1 = i0 + QTILE < T ? i0 + QTILE : T, nq = i1 - i0, jlo;
             const int32_t *st = start ? start + b * T : NULL;
             tile_keys(st, i0, i1, window, &jlo);
             int64_t      nk = i1 - jlo;
             const float *qt = q + (b * T + i0) * qd + h * hd;
             const float *kt = k + (b * T + jlo) * kd + (h / group) * hd;
             const float *vt = v + (b * T + jlo) * kd + (h / group) * hd;
-            werk_sgemm(false, true, nq, nk, hd, scale, qt, qd, kt,
-                        kd, 0.0f, s, nk);
+            werk_sgemm(false, true, nq, nk, hd, scale, qt, qd, kt, kd, 0.0f, s, nk);
             tile_probs(s, nq, nk, i0, jlo, st, window, NULL, lse + (b * T + i0) * n_head + h, n_head);
-            werk_sgemm(false, false, nq, hd, nk, 1.0f, s, nk, vt,
-                        kd, 0.0f, out + (b * T + i0) * qd + h * hd, qd);
+            werk_sgemm(false, false, nq, hd, nk, 1.0f, s, nk, vt, kd, 0.0f, out + (b * T + i0) * qd + h * hd,
+                       qd);
         }
         free(s);
     }
@@ -169,9 +194,23 @@ static void row_dots(double *dd, const float *dout, const float *out, int64_t N,
     }
 }
 
-void werk_op_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
-                           const float *q, const float *k, const float *v, int64_t B, int64_t T, int64_t n_head,
-                           int64_t n_kv, int64_t hd, float scale, int64_t window, const int32_t *start) {
+void werk_op_attention_bwd(float         *dq,
+                           float         *dk,
+                           float         *dv,
+                           const float   *dout,
+                           const float   *out,
+                           const float   *lse,
+                           const float   *q,
+                           const float   *k,
+                           const float   *v,
+                           int64_t        B,
+                           int64_t        T,
+                           int64_t        n_head,
+                           int64_t        n_kv,
+                           int64_t        hd,
+                           float          scale,
+                           int64_t        window,
+                           const int32_t *start) {
     int64_t group = n_head / n_kv, qd = n_head * hd, kd = n_kv * hd;
     int64_t n_tiles = (T + QTILE - 1) / QTILE;
     double *dd      = malloc((size_t)(B * T * n_head) * sizeof(double));
@@ -194,26 +233,24 @@ void werk_op_attention_bwd(float *dq, float *dk, float *dv, const float *dout, c
             const float *kt  = k + (b * T + jlo) * kd + kh * hd;
             const float *vt  = v + (b * T + jlo) * kd + kh * hd;
             const float *dot = dout + (b * T + i0) * qd + h * hd;
-            werk_sgemm(false, true, nq, nk, hd, scale, qt, qd, kt,
-                        kd, 0.0f, s, nk);
+            werk_sgemm(false, true, nq, nk, hd, scale, qt, qd, kt, kd, 0.0f, s, nk);
             tile_probs(s, nq, nk, i0, jlo, st, window, lse + (b * T + i0) * n_head + h, NULL, n_head);
-            werk_sgemm(false, true, nq, nk, hd, 1.0f, dot, qd, vt,
-                        kd, 0.0f, dp, nk);
+            werk_sgemm(false, true, nq, nk, hd, 1.0f, dot, qd, vt, kd, 0.0f, dp, nk);
             for (int64_t r = 0; r < nq; r++) {
                 double di = dd[(b * T + i0 + r) * n_head + h];
                 for (int64_t c = 0; c < nk; c++) {
                     dp[r * nk + c] = (float)((double)s[r * nk + c] * ((double)dp[r * nk + c] - di));
                 }
             }
-            werk_sgemm(false, false, nq, hd, nk, scale, dp, nk, kt,
-                        kd, 0.0f, dq + (b * T + i0) * qd + h * hd, qd);
+            werk_sgemm(false, false, nq, hd, nk, scale, dp, nk, kt, kd, 0.0f, dq + (b * T + i0) * qd + h * hd,
+                       qd);
         }
         // pass 2, per (row, kv head, key tile): dK = scale dS^T Q, dV = P^T dO over every
         // query tile that sees the key tile and every head of the group, in order
 #pragma omp for schedule(dynamic, 1)
         for (int64_t u = 0; u < B * n_kv * n_tiles; u++) {
-            int64_t b = u / (n_kv * n_tiles), kh = u / n_tiles % n_kv, jt = u % n_tiles;
-            int64_t j0 = jt * QTILE, j1 = j0 + QTILE < T ? j0 + QTILE : T, nk = j1 - j0;
+            int64_t        b = u / (n_kv * n_tiles), kh = u / n_tiles % n_kv, jt = u % n_tiles;
+            int64_t        j0 = jt * QTILE, j1 = j0 + QTILE < T ? j0 + QTILE : T, nk = j1 - j0;
             const int32_t *st  = start ? start + b * T : NULL;
             const float   *kt  = k + (b * T + j0) * kd + kh * hd;
             const float   *vt  = v + (b * T + j0) * kd + kh * hd;
@@ -233,25 +270,21 @@ void werk_op_attention_bwd(float *dq, float *dk, float *dv, const float *dout, c
                     const float *qt  = q + (b * T + i0) * qd + h * hd;
                     const float *dot = dout + (b * T + i0) * qd + h * hd;
                     // S^T [nk, nq] and dP^T = V dO^T
-                    werk_sgemm(false, true, nk, nq, hd, scale, kt,
-                                kd, qt, qd, 0.0f, s, nq);
-                    werk_sgemm(false, true, nk, nq, hd, 1.0f, vt,
-                                kd, dot, qd, 0.0f, dp, nq);
+                    werk_sgemm(false, true, nk, nq, hd, scale, kt, kd, qt, qd, 0.0f, s, nq);
+                    werk_sgemm(false, true, nk, nq, hd, 1.0f, vt, kd, dot, qd, 0.0f, dp, nq);
                     for (int64_t r = 0; r < nq; r++) {
                         int64_t i = i0 + r, lo = row_lo(st, i, window);
                         float   l  = lse[(b * T + i) * n_head + h];
                         double  di = dd[(b * T + i) * n_head + h];
                         for (int64_t c = 0; c < nk; c++) {
-                            int64_t j  = j0 + c;
-                            float   pt = j >= lo && j <= i ? expf(s[c * nq + r] - l) : 0.0f;
+                            int64_t j      = j0 + c;
+                            float   pt     = j >= lo && j <= i ? expf(s[c * nq + r] - l) : 0.0f;
                             s[c * nq + r]  = pt;
                             dp[c * nq + r] = (float)((double)pt * ((double)dp[c * nq + r] - di));
                         }
                     }
-                    werk_sgemm(false, false, nk, hd, nq, 1.0f, s,
-                                nq, dot, qd, 1.0f, dvt, kd);
-                    werk_sgemm(false, false, nk, hd, nq, scale, dp,
-                                nq, qt, qd, 1.0f, dkt, kd);
+                    werk_sgemm(false, false, nk, hd, nq, 1.0f, s, nq, dot, qd, 1.0f, dvt, kd);
+                    werk_sgemm(false, false, nk, hd, nq, scale, dp, nq, qt, qd, 1.0f, dkt, kd);
                 }
             }
         }

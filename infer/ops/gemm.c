@@ -29,14 +29,36 @@ static void blas_single_thread(void) { openblas_set_num_threads(1); }
 
 void werk_gemm_init(void) { pthread_once(&blas_once, blas_single_thread); }
 
-static void sgemm_piece(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                        int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+static void sgemm_piece(bool         ta,
+                        bool         tb,
+                        int64_t      M,
+                        int64_t      N,
+                        int64_t      K,
+                        float        alpha,
+                        const float *A,
+                        int64_t      lda,
+                        const float *B,
+                        int64_t      ldb,
+                        float        beta,
+                        float       *C,
+                        int64_t      ldc) {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
                 (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
-void werk_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+void werk_sgemm(bool         ta,
+                bool         tb,
+                int64_t      M,
+                int64_t      N,
+                int64_t      K,
+                float        alpha,
+                const float *A,
+                int64_t      lda,
+                const float *B,
+                int64_t      ldb,
+                float        beta,
+                float       *C,
+                int64_t      ldc) {
     werk_gemm_init();
     if (M <= 0 || N <= 0) {
         return;

@@ -41,30 +41,28 @@ static void dequantize_tile(const werk_wview *w, int64_t r0, int64_t nr, float *
 
 void werk_op_matmul_fwd(float *y, const float *x, int64_t n, const werk_wview *w, float *scratch) {
     if (is_plain_f32(w)) {
-        werk_sgemm(false, true, n, w->rows, w->cols, 1.0f, x,
-                    w->cols, (const float *)w->data, w->cols, 0.0f, y, w->rows);
+        werk_sgemm(false, true, n, w->rows, w->cols, 1.0f, x, w->cols, (const float *)w->data, w->cols, 0.0f,
+                   y, w->rows);
         return;
     }
     for (int64_t r0 = 0; r0 < w->rows; r0 += TILE_ROWS) {
         int64_t nr = w->rows - r0 < TILE_ROWS ? w->rows - r0 : TILE_ROWS;
         dequantize_tile(w, r0, nr, scratch);
-        werk_sgemm(false, true, n, nr, w->cols, 1.0f, x,
-                    w->cols, scratch, w->cols, 0.0f, y + r0, w->rows);
+        werk_sgemm(false, true, n, nr, w->cols, 1.0f, x, w->cols, scratch, w->cols, 0.0f, y + r0, w->rows);
     }
 }
 
 void werk_op_matmul_bwd_x(float *dx, const float *dy, int64_t n, const werk_wview *w, float *scratch) {
     if (is_plain_f32(w)) {
-        werk_sgemm(false, false, n, w->cols, w->rows, 1.0f, dy,
-                    w->rows, (const float *)w->data, w->cols, 1.0f, dx, w->cols);
+        werk_sgemm(false, false, n, w->cols, w->rows, 1.0f, dy, w->rows, (const float *)w->data, w->cols,
+                   1.0f, dx, w->cols);
         return;
     }
     for (int64_t r0 = 0; r0 < w->rows; r0 += TILE_ROWS) {
         int64_t nr = w->rows - r0 < TILE_ROWS ? w->rows - r0 : TILE_ROWS;
         dequantize_tile(w, r0, nr, scratch);
         // dx[n, cols] += dy[n, r0:r0+nr] W[r0:r0+nr, cols]
-        werk_sgemm(false, false, n, w->cols, nr, 1.0f, dy + r0,
-                    w->rows, scratch, w->cols, 1.0f, dx, w->cols);
+        werk_sgemm(false, false, n, w->cols, nr, 1.0f, dy + r0, w->rows, scratch, w->cols, 1.0f, dx, w->cols);
     }
 }
 

@@ -75,8 +75,8 @@ static double sgemm_gflops(int64_t M, int64_t N, int64_t K) {
     double t[5];
     for (int s = -1; s < 5; s++) {
         double t0 = wall_s();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, a, (int)K, b, (int)N,
-                    0.0f, c, (int)N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, a, (int)K, b,
+                    (int)N, 0.0f, c, (int)N);
         if (s >= 0) {
             t[s] = wall_s() - t0;
         }
@@ -89,7 +89,7 @@ static double sgemm_gflops(int64_t M, int64_t N, int64_t K) {
 static int64_t matmul_params(const werk_model *m) {
     int64_t n = m->output.rows * m->output.cols;
     for (int64_t il = 0; il < m->n_layer; il++) {
-        const werk_layer *L = &m->layers[il];
+        const werk_layer *L    = &m->layers[il];
         const werk_wview *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (int i = 0; i < 7; i++) {
             n += ws[i]->rows * ws[i]->cols;
@@ -104,7 +104,8 @@ static double peak_rss_mib(void) {
     return (double)ru.ru_maxrss / 1024.0;
 }
 
-static int bench_model(const char *path, const int *threads, int n_threads, int64_t rank, int64_t T, int steps) {
+static int
+bench_model(const char *path, const int *threads, int n_threads, int64_t rank, int64_t T, int steps) {
     werk_err    err = {0};
     werk_gguf  *g   = NULL;
     werk_model *m   = NULL;
@@ -131,10 +132,10 @@ static int bench_model(const char *path, const int *threads, int n_threads, int6
     for (int64_t t = 0; t < T; t++) {
         tgt[t] = t + 1 < T ? tok[t + 1] : -100;
     }
-    werk_train_batch b    = {.B = 1, .T = T, .tokens = tok, .targets = tgt, .pos = pos, .doc = NULL};
-    werk_train_opts  o    = {0};
-    const char      *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    double flops_tok = 4.0 * (double)matmul_params(m) +
+    werk_train_batch b         = {.B = 1, .T = T, .tokens = tok, .targets = tgt, .pos = pos, .doc = NULL};
+    werk_train_opts  o         = {0};
+    const char      *name      = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    double           flops_tok = 4.0 * (double)matmul_params(m) +
                        3.0 * 4.0 * (double)(m->n_layer * m->n_head * m->head_dim) * (double)(T + 1) / 2.0;
     int rc = 0;
     for (int ti = 0; ti < n_threads; ti++) {
