@@ -33,6 +33,11 @@ static int add(werk_gguf *g, const char *name, int64_t rows, int64_t cols) {
            WERK_OK;
 }
 
+static void free_base(void) {
+    werk_model_free(base_m);
+    werk_gguf_free(base_g);
+}
+
 static void build_base(void) {
     for (size_t i = 0; i < sizeof(weights) / sizeof(weights[0]); i++) {
         weights[i] = (float)((int)(i * 37 % 17) - 8) / 64.0f;
@@ -66,6 +71,7 @@ static void build_base(void) {
         abort(); // the fixture itself is broken: not an input problem
     }
     base_g = g;
+    atexit(free_base); // the base lives for the whole process; freed so LeakSanitizer stays quiet
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
