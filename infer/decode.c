@@ -312,16 +312,9 @@ werk_decoder_prefill(werk_decoder *d, const int32_t *tokens, int64_t n, float *l
     }
     int64_t D = m->n_embd, hd = m->head_dim, qd = m->n_head * hd, kd = m->n_head_kv * hd, F = m->n_ff;
     int64_t wide = max64(max64(qd, F), D), max_r = 1;
-    int64_t scr_n = werk_op_matmul_scratch(&m->output);
+    int64_t scr_n = werk_model_matmul_scratch(m);
     for (int i = 0; i < d->n_loras; i++) {
         max_r = max64(max_r, d->loras[i]->max_r);
-    }
-    for (int64_t il = 0; il < m->n_layer; il++) {
-        const werk_layer *L    = &m->layers[il];
-        const werk_wview *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
-            scr_n = max64(scr_n, werk_op_matmul_scratch(ws[i]));
-        }
     }
     float      *x   = malloc((size_t)(n * D) * sizeof(float));
     float      *h   = malloc((size_t)(n * wide) * sizeof(float));

@@ -94,14 +94,7 @@ werk_status werk_forward_hidden_lora(const werk_model *m, const werk_lora *const
     int64_t N = B * T, D = m->n_embd, hd = m->head_dim;
     int64_t qd = m->n_head * hd, kd = m->n_head_kv * hd, F = m->n_ff;
     int64_t wide    = max64(max64(qd, F), D);
-    int64_t scr_n   = werk_op_matmul_scratch(&m->output);
-    for (int64_t il = 0; il < m->n_layer; il++) {
-        const werk_layer *L = &m->layers[il];
-        const werk_wview *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
-            scr_n = max64(scr_n, werk_op_matmul_scratch(ws[i]));
-        }
-    }
+    int64_t scr_n   = werk_model_matmul_scratch(m);
     float   *x = malloc((size_t)(N * D) * sizeof(float));
     float   *h = malloc((size_t)(N * wide) * sizeof(float));
     float   *q = malloc((size_t)(N * qd) * sizeof(float));

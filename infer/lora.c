@@ -23,10 +23,7 @@ const char *werk_lora_slot_peft_name(int slot) {
 }
 
 const werk_wview *werk_lora_slot_weight(const werk_model *m, int64_t il, int slot) {
-    const werk_layer *L                    = &m->layers[il];
-    const werk_wview *w[WERK_LORA_N_SLOTS] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
-                                              &L->w_gate, &L->w_up, &L->w_down};
-    return w[slot];
+    return werk_layer_weight(&m->layers[il], slot);
 }
 
 bool werk_lora_qk_perm(const werk_model *m, int slot, int64_t rows, int64_t *perm) {

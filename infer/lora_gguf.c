@@ -30,7 +30,7 @@ static bool slot_of_name(const werk_model *m, const char *base, int64_t *layer, 
         return false;
     }
     for (int s = 0; s < WERK_LORA_N_SLOTS; s++) {
-        const werk_wview *w = werk_lora_slot_weight(m, il, s);
+        const werk_wview *w = werk_layer_weight(&m->layers[il], s);
         if (w->name && strcmp(w->name, base) == 0) {
             *layer = il;
             *slot  = s;
@@ -127,7 +127,7 @@ static werk_status index_tensors(const werk_gguf  *g,
                              "of this model werk can adapt",
                              path, t->name, base);
         }
-        const werk_wview *w = werk_lora_slot_weight(m, layer, slot);
+        const werk_wview *w = werk_layer_weight(&m->layers[layer], slot);
         int64_t           r = is_a ? t->shape[0] : t->shape[1];
         if (t->n_dims != 2 || r < 1 || r > 65536 || (is_a && t->shape[1] != w->cols) ||
             (is_b && t->shape[0] != w->rows)) {

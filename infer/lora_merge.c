@@ -22,7 +22,7 @@ static werk_status merge_tensor(werk_gguf              *g,
                                 const werk_lora *const *loras,
                                 int                     n_loras,
                                 werk_err               *err) {
-    const werk_wview *w   = werk_lora_slot_weight(m, il, slot);
+    const werk_wview *w   = werk_layer_weight(&m->layers[il], slot);
     int64_t           idx = werk_gguf_find_tensor(g, w->name);
     if (idx < 0) {
         return WERK_FAIL(err, WERK_E_FORMAT, "merge: tensor '%s' missing from the base model", w->name);

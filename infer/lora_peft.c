@@ -87,7 +87,7 @@ static werk_status index_tensors(const werk_model *m,
             return WERK_FAIL(err, WERK_E_UNSUPPORTED, "%s: tensor %s targets a module werk does not know",
                              path, t->name);
         }
-        const werk_wview *w    = werk_lora_slot_weight(m, layer, slot);
+        const werk_wview *w    = werk_layer_weight(&m->layers[layer], slot);
         int64_t           rows = ab == 'A' ? r : w->rows, cols = ab == 'A' ? w->cols : r;
         if (t->n_dims != 2 || t->shape[0] != rows || t->shape[1] != cols) {
             return WERK_FAIL(err, WERK_E_SHAPE, "%s: %s has shape [%lld, %lld], expected [%lld, %lld]", path,
@@ -336,7 +336,7 @@ werk_status werk_lora_save_peft_as(const werk_lora      *l,
         }
         int64_t           il = i / WERK_LORA_N_SLOTS;
         int               s  = (int)(i % WERK_LORA_N_SLOTS);
-        const werk_wview *w  = werk_lora_slot_weight(m, il, s);
+        const werk_wview *w  = werk_layer_weight(&m->layers[il], s);
         for (int ab = 0; ab < 2; ab++) {
             peft_tensor *pt = &ts[n_t++];
             snprintf(pt->name, sizeof(pt->name), "base_model.model.model.layers.%lld.%s.%s.lora_%c.weight",

@@ -281,6 +281,22 @@ void werk_model_free(werk_model *m) {
     free(m);
 }
 
+const werk_wview *werk_layer_weight(const werk_layer *L, int slot) {
+    const werk_wview *w[WERK_LORA_N_SLOTS] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    return w[slot];
+}
+
+int64_t werk_model_matmul_scratch(const werk_model *m) {
+    int64_t n = werk_op_matmul_scratch(&m->output);
+    for (int64_t il = 0; il < m->n_layer; il++) {
+        for (int s = 0; s < WERK_LORA_N_SLOTS; s++) {
+            int64_t k = werk_op_matmul_scratch(werk_layer_weight(&m->layers[il], s));
+            n         = k > n ? k : n;
+        }
+    }
+    return n;
+}
+
 int64_t werk_model_n_vocab(const werk_model *m) {
     return m->n_vocab;
 }

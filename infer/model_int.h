@@ -74,6 +74,11 @@ typedef enum werk_lora_slot {
     WERK_LORA_N_SLOTS
 } werk_lora_slot;
 
+/* The projection of layer L a LoRA slot targets (q,k,v,o,gate,up,down). */
+const werk_wview *werk_layer_weight(const werk_layer *L, int slot);
+/* Floats of werk_op_matmul scratch enough for every projection and the output of m. */
+int64_t werk_model_matmul_scratch(const werk_model *m);
+
 /* One low-rank pair, f32, rows in the GGUF's order (llama q/k B rows permuted like the
  * base weights): a [r, in], b [out, r]; a == NULL when the slot is not targeted. */
 typedef struct werk_lora_mat {

@@ -85,11 +85,6 @@ static void acts_free(layer_acts *a) {
     }
 }
 
-static const werk_wview *slot_weight(const werk_layer *L, int slot) {
-    const werk_wview *w[WERK_LORA_N_SLOTS] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-    return w[slot];
-}
-
 werk_status werk_train_ws_init(const werk_model *m, const werk_lora *params, int64_t B, int64_t T,
                                const werk_train_opts *opts, werk_train_ws **out, werk_err *err) {
     *out = NULL;
@@ -119,12 +114,7 @@ werk_status werk_train_ws_init(const werk_model *m, const werk_lora *params, int
     ws->F = m->n_ff;
     ws->wide = max64(max64(ws->qd, ws->F), ws->D);
     ws->max_r = max64(params ? params->max_r : 1, 1);
-    int64_t N = ws->N, D = ws->D, scr = 1;
-    for (int64_t il = 0; il < m->n_layer; il++) {
-        for (int s = 0; s < WERK_LORA_N_SLOTS; s++) {
-            scr = max64(scr, werk_op_matmul_scratch(slot_weight(&m->layers[il], s)));
-        }
-    }
+    int64_t N = ws->N, D = ws->D;
     bool ok    = true;
     ws->n_acts = ws->opts.recompute ? 1 : m->n_layer;
     ws->acts   = calloc((size_t)ws->n_acts, sizeof(layer_acts));
@@ -162,7 +152,7 @@ werk_status werk_train_ws_init(const werk_model *m, const werk_lora *params, int
     ws->dv         = ws_alloc(ws, N * ws->kd, &ok);
     ws->drop       = ws->opts.dropout > 0 ? ws_alloc(ws, N * ws->wide, &ok) : NULL;
     ws->ddrop      = ws->opts.dropout > 0 ? ws_alloc(ws, N * ws->wide, &ok) : NULL;
-    ws->mm_scratch = ws_alloc(ws, max64(scr, werk_op_matmul_scratch(&m->output)), &ok);
+    ws->mm_scratch = ws_alloc(ws, werk_model_matmul_scratch(m), &ok);
     ws->lora_tmp   = ws_alloc(ws, 2 * N * ws->max_r, &ok);
     ws->ce_scratch = ws_alloc(ws, werk_ce_scratch(N, &m->output, ws->opts.vocab_chunk), &ok);
     ws->pos        = malloc((size_t)N * sizeof(int32_t));
