@@ -30,93 +30,24 @@
 
 #include "infer/decode.h"
 #include "infer/model_int.h"
+#include "bench_util.h"
 #include "quant/quant.h"
 
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define MAX_LIST 8
 
-static double wall_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
-static void set_threads(int n) {
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#endif
-    openblas_set_num_threads(n);
-}
 
 static bool exists(const char *p) {
     struct stat st;
     return stat(p, &st) == 0;
 }
 
-/* Copy bandwidth in GB/s (read + write bytes), best of 5 after a warm-up. */
-static double copy_gbs(int threads) {
-    const size_t n = (size_t)256 << 20;
-    char        *a = malloc(n), *b = malloc(n);
-    if (!a || !b) {
-        free(a), free(b);
-        return 0;
-    }
-    memset(a, 1, n);
-    memset(b, 2, n);
-    double best = 1e30;
-    for (int s = -1; s < 5; s++) {
-        double t0 = wall_s();
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (int c = 0; c < 64; c++) {
-            memcpy(b + (size_t)c * (n / 64), a + (size_t)c * (n / 64), n / 64);
-        }
-        double t = wall_s() - t0;
-        if (s >= 0 && t < best) {
-            best = t;
-        }
-    }
-    free(a);
-    free(b);
-    return 2.0 * (double)n / best * 1e-9;
-}
 
-/* cblas_sgemm GFLOP/s for C[M,N] = A[M,K] B[N,K]^T, best of 5 after a warm-up. */
-static double sgemm_gflops(int64_t M, int64_t N, int64_t K) {
-    float *a = malloc((size_t)(M * K) * sizeof(float));
-    float *b = malloc((size_t)(K * N) * sizeof(float));
-    float *c = malloc((size_t)(M * N) * sizeof(float));
-    if (!a || !b || !c) {
-        free(a), free(b), free(c);
-        return 0;
-    }
-    for (int64_t i = 0; i < M * K; i++) {
-        a[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
-    }
-    for (int64_t i = 0; i < K * N; i++) {
-        b[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
-    }
-    double best = 1e30;
-    for (int s = -1; s < 5; s++) {
-        double t0 = wall_s();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, a, (int)K, b, (int)K,
-                    0.0f, c, (int)N);
-        double t = wall_s() - t0;
-        if (s >= 0 && t < best) {
-            best = t;
-        }
-    }
-    free(a), free(b), free(c);
-    return 2.0 * (double)M * (double)N * (double)K / best * 1e-9;
-}
 
 static uint64_t wbytes(const werk_wview *w) { return (uint64_t)w->rows * w->row_bytes; }
 
@@ -164,13 +95,13 @@ static int run_once(const werk_model *m, const int32_t *prompt, int64_t T, int64
         fprintf(stderr, "bench_infer: %s\n", err.msg);
         return 1;
     }
-    double t0 = wall_s();
+    double t0 = bench_wall_s();
     if (werk_decoder_prefill(d, prompt, T, logits, &err)) {
         fprintf(stderr, "bench_infer: %s\n", err.msg);
         werk_decoder_free(d);
         return 1;
     }
-    double t1 = wall_s();
+    double t1 = bench_wall_s();
     for (int64_t g = 0; g < G; g++) {
         int32_t tok = argmax(logits, werk_model_n_vocab(m));
         if (werk_decoder_step(d, tok, logits, &err)) {
@@ -179,7 +110,7 @@ static int run_once(const werk_model *m, const int32_t *prompt, int64_t T, int64
             return 1;
         }
     }
-    double t2 = wall_s();
+    double t2 = bench_wall_s();
     r->pp_s   = t1 - t0;
     r->tg_s   = t2 - t1;
     werk_decoder_free(d);
@@ -223,9 +154,10 @@ static int bench_model(const char *path, const int *threads, int n_threads, int6
     }
     const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     for (int ti = 0; ti < n_threads; ti++) {
-        set_threads(threads[ti]);
-        double     cbw  = copy_gbs(threads[ti]);
-        double     sg   = 0.5 * (sgemm_gflops(T, m->n_ff, m->n_embd) + sgemm_gflops(T, m->n_embd, m->n_ff));
+        bench_set_threads(threads[ti]);
+        double     cbw  = bench_copy_gbs(threads[ti]);
+        double     sg   = 0.5 * (bench_sgemm_gflops(T, m->n_ff, m->n_embd, threads[ti]) +
+                                  bench_sgemm_gflops(T, m->n_embd, m->n_ff, threads[ti]));
         run_result best = {1e30, 1e30};
         for (int r = 0; r < reps; r++) {
             run_result rr;

@@ -14,7 +14,7 @@
  *   attention = 3 x forward (QK^T and PV; backward does twice the forward's work) with
  *   forward = 4 x n_layer x n_head x head_dim x mean context (T+1)/2 per token.
  * LoRA's own FLOPs (small at rank 16) are left out, so the figure is conservative.
- * The roofline is cblas_sgemm GFLOP/s at the model's own prefill shapes ([T, n_embd] x
+ * The roofline is cblas_sgemm GFLOP/s (best of 5) at the model's own prefill shapes ([T, n_embd] x
  * [n_embd, n_ff]) with the same thread count, measured in this run. Peak RSS is
  * the process's maximum resident set after each model (getrusage).
  *
@@ -23,68 +23,24 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "infer/model_int.h"
+#include "bench_util.h"
 #include "train/train.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define MAX_LIST 8
 
-static double wall_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-/* OpenMP threads for werk; OpenBLAS gets n threads only while the roofline is measured
- * (werk itself runs OpenBLAS single-threaded inside its OpenMP pieces: infer/ops/gemm.c). */
-static void set_threads(int n) {
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#endif
-}
 
-/* cblas_sgemm GFLOP/s for C[M,N] = A[M,K] B[K,N], median of 5 after a warm-up. */
-static double sgemm_gflops(int64_t M, int64_t N, int64_t K) {
-    float *a = malloc((size_t)(M * K) * sizeof(float));
-    float *b = malloc((size_t)(K * N) * sizeof(float));
-    float *c = malloc((size_t)(M * N) * sizeof(float));
-    if (!a || !b || !c) {
-        free(a), free(b), free(c);
-        return 0;
-    }
-    for (int64_t i = 0; i < M * K; i++) {
-        a[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
-    }
-    for (int64_t i = 0; i < K * N; i++) {
-        b[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
-    }
-    double t[5];
-    for (int s = -1; s < 5; s++) {
-        double t0 = wall_s();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, a, (int)K, b,
-                    (int)N, 0.0f, c, (int)N);
-        if (s >= 0) {
-            t[s] = wall_s() - t0;
-        }
-    }
-    qsort(t, 5, sizeof(double), cmp_double);
-    free(a), free(b), free(c);
-    return 2.0 * (double)M * (double)N * (double)K / t[2] * 1e-9;
-}
 
 static int64_t matmul_params(const werk_model *m) {
     int64_t n = m->output.rows * m->output.cols;
@@ -139,10 +95,8 @@ bench_model(const char *path, const int *threads, int n_threads, int64_t rank, i
                        3.0 * 4.0 * (double)(m->n_layer * m->n_head * m->head_dim) * (double)(T + 1) / 2.0;
     int rc = 0;
     for (int ti = 0; ti < n_threads; ti++) {
-        set_threads(threads[ti]);
-        openblas_set_num_threads(threads[ti]);
-        double sg = sgemm_gflops(T, m->n_ff, m->n_embd);
-        openblas_set_num_threads(1);
+        bench_set_threads(threads[ti]);
+        double sg = bench_sgemm_gflops(T, m->n_ff, m->n_embd, threads[ti]);
         werk_train_ws *ws = NULL;
         if (werk_train_ws_init(m, p, 1, T, &o, &ws, &err)) {
             fprintf(stderr, "bench_train: %s: %s\n", name, err.msg);
@@ -153,14 +107,14 @@ bench_model(const char *path, const int *threads, int n_threads, int64_t rank, i
         for (int s = -1; s < steps; s++) {
             double  loss = 0;
             int64_t n_sc = 0;
-            double  t0   = wall_s();
+            double  t0   = bench_wall_s();
             if (werk_train_grad(ws, m, p, gr, &b, s, &loss, &n_sc, &err)) {
                 fprintf(stderr, "bench_train: %s: %s\n", name, err.msg);
                 rc = 1;
                 break;
             }
             if (s >= 0) {
-                t[s] = wall_s() - t0;
+                t[s] = bench_wall_s() - t0;
             }
         }
         if (rc) {
@@ -235,7 +189,6 @@ int main(int argc, char **argv) {
     if (n_threads == 0) {
         threads[0] = 1, threads[1] = 2, n_threads = 2;
     }
-    werk_gemm_init();
     printf("model\tthreads\ttok_s\tgflop_s\tsgemm_gflop_s\tratio\tws_mib\tpeak_rss_mib\n");
     int rc = 0;
     for (int i = 0; i < n_models; i++) {
